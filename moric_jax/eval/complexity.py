@@ -1,0 +1,29 @@
+"""Decoder complexity in multiply-accumulates (MACs) per pixel."""
+from __future__ import annotations
+
+import ml_collections
+
+from moric_jax.model import arm as arm_lib
+from moric_jax.model import latents as latents_lib
+
+
+def mlp_macs(sizes: list[int]) -> int:
+  """MACs of a dense MLP with layer widths ``sizes`` (input first), per sample."""
+  return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def macs_per_pixel(model_config: ml_collections.ConfigDict, height: int, width: int
+                   ) -> dict[str, float]:
+  """MACs/pixel of decoding: ARM (per latent, scaled to pixels), upsampling, LSN."""
+  lat = model_config.latents
+  shapes = latents_lib.grid_shapes(height, width, lat.num_grids)
+  latents_per_pixel = sum(h * w for h, w in shapes) / (height * width)
+  ctx = len(arm_lib.context_offsets(model_config.arm_context.rows,
+                                    model_config.arm_context.cols))
+  arm = mlp_macs([ctx, *model_config.arm.hidden, 2]) * latents_per_pixel
+  upsample = 4.0 * (lat.num_grids - 1)   # separable bilinear: 2 + 2 MACs per grid.
+  lsn_cfg = model_config.lsn
+  k = lsn_cfg.kernel_size
+  lsn = mlp_macs([lat.num_grids, *lsn_cfg.hidden, 3]) + lsn_cfg.num_res_convs * k * k * 9
+  return {"arm": float(arm), "upsampling": upsample, "lsn": float(lsn),
+          "total": float(arm + upsample + lsn)}

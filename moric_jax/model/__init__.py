@@ -1,0 +1,1 @@
+"""Model parts: latents, quantization, ARM, LSN and the codec that wires them."""

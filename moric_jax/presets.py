@@ -1,0 +1,61 @@
+"""Encoder presets as ml-collections ConfigDicts (used by configs/*.py and the CLI).
+
+Sub-dicts of ``config.model`` are exactly the constructor arguments of the modules
+(``LSN(**config.model.lsn)``).
+"""
+import ml_collections
+
+
+def default() -> ml_collections.ConfigDict:
+  """CPU-friendly single-region codec (C3-sized model); a 768x512 image in minutes."""
+  config = ml_collections.ConfigDict()
+  config.image_path = ""
+  config.output_dir = "runs/compress"
+  config.seed = 0
+  config.lmbda = 0.002          # RD trade-off: loss = MSE + lmbda * bpp.
+  config.num_steps = 1000       # Total overfitting steps (soft + straight-through).
+  config.max_pixels = 4096 * 4096
+
+  config.model = ml_collections.ConfigDict()
+  config.model.latents = dict(num_grids=7, q_step=0.4, base_gain=1.0, gain_growth=2.0)
+  config.model.arm_context = dict(rows=3, cols=3)          # 24 causal neighbours.
+  config.model.arm = dict(hidden=(18, 18), activation="relu")
+  config.model.lsn = dict(hidden=(18, 18), num_res_convs=2, kernel_size=3,
+                          activation="gelu")
+
+  config.train = ml_collections.ConfigDict()
+  config.train.learning_rate = 1e-2
+  config.train.latent_lr_scale = 1.0       # Multiplies the learning rate of the latents.
+  config.train.clip_norm = 1.0
+  config.train.ste_fraction = 0.1          # Share of num_steps in the straight-through phase.
+  config.train.ste_learning_rate = 1e-4
+  config.train.temperature = (0.3, 0.1)    # Soft-round temperature, annealed linearly.
+  config.train.kumaraswamy = (2.0, 1.0)    # Noise shape a: 1 = uniform.
+  config.train.weight_delta = 1.0 / 128    # Step used to estimate weight bits in the loss.
+  config.train.chunk_size = 50             # Steps fused in one jit-compiled lax.scan.
+
+  config.quant = ml_collections.ConfigDict()
+  # Candidate weight step sizes (log-spaced) searched per network after training.
+  config.quant.delta_min = 2.0**-12
+  config.quant.delta_max = 2.0**-1
+  config.quant.num_deltas = 23
+  return config
+
+
+def fast() -> ml_collections.ConfigDict:
+  """Few steps, for smoke tests and quick looks (lower quality)."""
+  config = default()
+  config.num_steps = 200
+  config.train.chunk_size = 25
+  return config
+
+
+def paper_kodak() -> ml_collections.ConfigDict:
+  """Paper-scale step count for Kodak on a GPU/TPU."""
+  config = default()
+  config.num_steps = 100_000
+  config.train.chunk_size = 500
+  return config
+
+
+PRESETS = {"default": default, "fast": fast, "paper": paper_kodak}

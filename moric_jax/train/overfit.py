@@ -1,0 +1,189 @@
+"""Per-image overfitting: jit-compiled chunks of steps (``lax.scan``), two phases.
+
+Phase 1 (soft): soft-rounded latents plus annealed Kumaraswamy noise, Adam with a
+cosine learning rate. Phase 2 (ste): hard rounding with straight-through gradients at
+a low learning rate, keeping the parameters with the lowest (hard) loss seen.
+Loss = MSE + lmbda * (latent bits + estimated weight bits) / pixels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from moric_jax.model.codec import Codec
+from moric_jax.model import weights as weights_lib
+from moric_jax.train import schedules
+
+NETWORKS = ("arm", "lsn")
+
+
+@dataclasses.dataclass
+class ChunkStats:
+  """Metrics of the last step of a chunk (host floats)."""
+  step: int
+  phase: str
+  loss: float
+  psnr: float
+  bpp: float
+  steps_per_second: float
+
+
+def loss_fn(params: dict, codec: Codec, image: jax.Array, lmbda: float,
+            weight_delta: float, *, mode: str, temperature=0.3, noise_a=1.0,
+            key=None, ste=None) -> tuple[jax.Array, dict]:
+  """``D + lmbda * R``; R in bpp includes latent bits and estimated weight bits."""
+  recon, latent_bits = codec.forward(params, mode=mode, temperature=temperature,
+                                     noise_a=noise_a, key=key, ste=ste)
+  num_pixels = codec.height * codec.width
+  mse = jnp.mean((recon - image) ** 2)
+  wbits = sum(weights_lib.tree_bits(params[n], weight_delta) for n in NETWORKS)
+  bpp_latents = latent_bits / num_pixels
+  bpp_weights = wbits / num_pixels
+  loss = mse + lmbda * (bpp_latents + bpp_weights)
+  return loss, {"mse": mse, "bpp_latents": bpp_latents, "bpp_weights": bpp_weights,
+                "loss": loss}
+
+
+def make_optimizer(learning_rate: optax.ScalarOrSchedule, clip_norm: float,
+                   latent_lr_scale: float) -> optax.GradientTransformation:
+  """Adam with global-norm clipping; latents may get a scaled learning rate."""
+  base = optax.chain(optax.clip_by_global_norm(clip_norm),
+                     optax.adam(learning_rate))
+  if latent_lr_scale == 1.0:
+    return base
+  return optax.chain(base, optax.masked(optax.scale(latent_lr_scale),
+                                        lambda p: {k: k == "latents" for k in p}))
+
+
+def _psnr(mse: float) -> float:
+  return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
+                   optimizer: optax.GradientTransformation, soft_steps: int,
+                   total_steps: int, chunk_size: int) -> Callable:
+  """Returns a jitted ``chunk(carry, image) -> (carry, last_aux)`` of ``chunk_size`` steps.
+
+  carry = (params, opt_state, step, key, best_params, best_loss). Both phases live in
+  the one program (the phase is derived from the step), so it compiles once; steps
+  past ``total_steps`` leave the carry unchanged, so the last chunk needs no retrace.
+  """
+  tc = config.train
+  lmbda = float(config.lmbda)
+
+  def one_step(image, carry, _):
+    params, opt_state, step, key, best_params, best_loss = carry
+    ste = step >= soft_steps
+    temperature = schedules.linear(step, soft_steps, *tc.temperature)
+    noise_a = schedules.linear(step, soft_steps, *tc.kumaraswamy)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, aux), grads = grad_fn(params, codec, image, lmbda, tc.weight_delta,
+                                 mode="train", temperature=temperature,
+                                 noise_a=noise_a, key=jax.random.fold_in(key, step),
+                                 ste=ste)
+    active = step < total_steps
+    # In the straight-through phase the forward pass is the hard loss: keep the best.
+    better = ste & active & (loss < best_loss)
+    best_params = jax.tree_util.tree_map(lambda b, p: jnp.where(better, p, b),
+                                         best_params, params)
+    best_loss = jnp.where(better, loss, best_loss)
+    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    keep = lambda new, old: jax.tree_util.tree_map(
+        lambda a, b: jnp.where(active, a, b), new, old)
+    carry = (keep(new_params, params), keep(new_opt_state, opt_state),
+             step + active.astype(step.dtype), key, best_params, best_loss)
+    return carry, aux
+
+  @jax.jit
+  def chunk(carry, image):
+    carry, aux = jax.lax.scan(functools.partial(one_step, image), carry, None,
+                              length=chunk_size)
+    return carry, jax.tree_util.tree_map(lambda a: a[-1], aux)
+
+  return chunk
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict, soft_steps: int
+                           ) -> optax.Schedule:
+  """Cosine decay over the soft phase, then the constant straight-through rate."""
+  tc = config.train
+  return optax.join_schedules(
+      [schedules.cosine_lr(tc.learning_rate, soft_steps),
+       optax.constant_schedule(tc.ste_learning_rate)], [soft_steps])
+
+
+def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
+  """Jitted ``params -> (loss, aux, recon)`` with hard-rounded latents, float weights.
+
+  One compiled program serves the best-parameter check, the weight-step search and
+  the final measurement. ``recon`` is the unclipped ``(H, W, 3)`` float image.
+  """
+  lmbda = float(config.lmbda)
+  delta = config.train.weight_delta
+
+  @jax.jit
+  def evaluate(params):
+    recon, latent_bits = codec.forward(params, mode="hard")
+    num_pixels = codec.height * codec.width
+    mse = jnp.mean((recon - image) ** 2)
+    wbits = sum(weights_lib.tree_bits(params[n], delta) for n in NETWORKS)
+    aux = {"mse": mse, "bpp_latents": latent_bits / num_pixels,
+           "bpp_weights": wbits / num_pixels}
+    loss = mse + lmbda * (aux["bpp_latents"] + aux["bpp_weights"])
+    aux["loss"] = loss
+    return loss, aux, recon
+
+  return evaluate
+
+
+def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
+            key: jax.Array, params: dict | None = None,
+            on_chunk: Callable[[ChunkStats], None] | None = None,
+            evaluate: Callable | None = None) -> dict:
+  """Overfits the codec to ``image`` ``(H, W, 3) float32 in [0, 1]``; returns params.
+
+  ``on_chunk(stats)`` is called after every fused chunk (progress bars, logs);
+  ``evaluate`` is an ``eval_fn`` to reuse (compiled once per image).
+  """
+  image = jnp.asarray(image, jnp.float32)
+  tc = config.train
+  total = int(config.num_steps)
+  ste_steps = int(round(total * float(tc.ste_fraction)))
+  soft_steps = total - ste_steps
+  k_init, k_train = jax.random.split(key)
+  if params is None:
+    params = codec.init(k_init)
+  optimizer = make_optimizer(learning_rate_schedule(config, soft_steps), tc.clip_norm,
+                             tc.latent_lr_scale)
+  chunk_size = max(1, min(int(tc.chunk_size), total))
+  chunk = build_chunk_fn(codec, config, optimizer, soft_steps, total, chunk_size)
+  carry = (params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train, params,
+           jnp.asarray(jnp.inf, jnp.float32))
+  done = 0
+  while done < total:
+    t0 = time.perf_counter()
+    carry, aux = chunk(carry, image)
+    aux = jax.device_get(aux)
+    n = min(chunk_size, total - done)
+    done += n
+    if on_chunk is not None:
+      on_chunk(ChunkStats(step=done, phase="soft" if done <= soft_steps else "ste",
+                          loss=float(aux["loss"]), psnr=_psnr(float(aux["mse"])),
+                          bpp=float(aux["bpp_latents"] + aux["bpp_weights"]),
+                          steps_per_second=n / (time.perf_counter() - t0)))
+  params, best_params, best_loss = carry[0], carry[4], float(carry[5])
+  if ste_steps == 0:
+    return params
+  # The last update was never evaluated: compare it with the best seen.
+  evaluate = evaluate or eval_fn(codec, image, config)
+  last_loss = evaluate(params)[0]
+  return params if float(last_loss) < best_loss else best_params
