@@ -52,15 +52,9 @@ def loss_fn(params: dict, codec: Codec, image: jax.Array, lmbda: float,
                 "loss": loss}
 
 
-def make_optimizer(learning_rate: optax.ScalarOrSchedule, clip_norm: float,
-                   latent_lr_scale: float) -> optax.GradientTransformation:
-  """Adam with global-norm clipping; latents may get a scaled learning rate."""
-  base = optax.chain(optax.clip_by_global_norm(clip_norm),
-                     optax.adam(learning_rate))
-  if latent_lr_scale == 1.0:
-    return base
-  return optax.chain(base, optax.masked(optax.scale(latent_lr_scale),
-                                        lambda p: {k: k == "latents" for k in p}))
+def make_optimizer(clip_norm: float) -> optax.GradientTransformation:
+  """Adam direction with global-norm clipping; the learning rate is applied per step."""
+  return optax.chain(optax.clip_by_global_norm(clip_norm), optax.scale_by_adam())
 
 
 def _psnr(mse: float) -> float:
@@ -68,34 +62,40 @@ def _psnr(mse: float) -> float:
 
 
 def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
-                   optimizer: optax.GradientTransformation, soft_steps: int,
-                   total_steps: int, chunk_size: int) -> Callable:
-  """Returns a jitted ``chunk(carry, image) -> (carry, last_aux)`` of ``chunk_size`` steps.
+                   optimizer: optax.GradientTransformation, chunk_size: int) -> Callable:
+  """Returns a jitted ``chunk(carry, image, hyper) -> (carry, last_aux)``.
 
-  carry = (params, opt_state, step, key, best_params, best_loss). Both phases live in
-  the one program (the phase is derived from the step), so it compiles once; steps
-  past ``total_steps`` leave the carry unchanged, so the last chunk needs no retrace.
+  carry = (params, opt_state, step, key, best_params, best_loss); hyper = dict of
+  traced scalars ``lmbda``, ``soft_steps``, ``total_steps``, so one compiled program
+  serves every lambda and step count of a given image size and model. Both phases
+  live in the program (the phase is derived from the step); steps past
+  ``total_steps`` leave the carry unchanged, so the last chunk needs no retrace.
   """
   tc = config.train
-  lmbda = float(config.lmbda)
 
-  def one_step(image, carry, _):
+  def one_step(image, hyper, carry, _):
     params, opt_state, step, key, best_params, best_loss = carry
+    soft_steps = hyper["soft_steps"]
     ste = step >= soft_steps
     temperature = schedules.linear(step, soft_steps, *tc.temperature)
     noise_a = schedules.linear(step, soft_steps, *tc.kumaraswamy)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, aux), grads = grad_fn(params, codec, image, lmbda, tc.weight_delta,
+    (loss, aux), grads = grad_fn(params, codec, image, hyper["lmbda"], tc.weight_delta,
                                  mode="train", temperature=temperature,
                                  noise_a=noise_a, key=jax.random.fold_in(key, step),
                                  ste=ste)
-    active = step < total_steps
+    active = step < hyper["total_steps"]
     # In the straight-through phase the forward pass is the hard loss: keep the best.
     better = ste & active & (loss < best_loss)
     best_params = jax.tree_util.tree_map(lambda b, p: jnp.where(better, p, b),
                                          best_params, params)
     best_loss = jnp.where(better, loss, best_loss)
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    lr = schedules.learning_rate(step, soft_steps, tc.learning_rate,
+                                 tc.ste_learning_rate)
+    scale = {k: -lr * (tc.latent_lr_scale if k == "latents" else 1.0) for k in updates}
+    updates = {k: jax.tree_util.tree_map(lambda u, s=scale[k]: s * u, v)
+               for k, v in updates.items()}
     new_params = optax.apply_updates(params, updates)
     keep = lambda new, old: jax.tree_util.tree_map(
         lambda a, b: jnp.where(active, a, b), new, old)
@@ -104,21 +104,12 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     return carry, aux
 
   @jax.jit
-  def chunk(carry, image):
-    carry, aux = jax.lax.scan(functools.partial(one_step, image), carry, None,
+  def chunk(carry, image, hyper):
+    carry, aux = jax.lax.scan(functools.partial(one_step, image, hyper), carry, None,
                               length=chunk_size)
     return carry, jax.tree_util.tree_map(lambda a: a[-1], aux)
 
   return chunk
-
-
-def learning_rate_schedule(config: ml_collections.ConfigDict, soft_steps: int
-                           ) -> optax.Schedule:
-  """Cosine decay over the soft phase, then the constant straight-through rate."""
-  tc = config.train
-  return optax.join_schedules(
-      [schedules.cosine_lr(tc.learning_rate, soft_steps),
-       optax.constant_schedule(tc.ste_learning_rate)], [soft_steps])
 
 
 def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
@@ -127,11 +118,10 @@ def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
   One compiled program serves the best-parameter check, the weight-step search and
   the final measurement. ``recon`` is the unclipped ``(H, W, 3)`` float image.
   """
-  lmbda = float(config.lmbda)
   delta = config.train.weight_delta
 
   @jax.jit
-  def evaluate(params):
+  def evaluate_jit(params, lmbda):
     recon, latent_bits = codec.forward(params, mode="hard")
     num_pixels = codec.height * codec.width
     mse = jnp.mean((recon - image) ** 2)
@@ -142,7 +132,8 @@ def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
     aux["loss"] = loss
     return loss, aux, recon
 
-  return evaluate
+  lmbda = jnp.float32(config.lmbda)
+  return lambda params: evaluate_jit(params, lmbda)
 
 
 def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
@@ -162,16 +153,17 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   k_init, k_train = jax.random.split(key)
   if params is None:
     params = codec.init(k_init)
-  optimizer = make_optimizer(learning_rate_schedule(config, soft_steps), tc.clip_norm,
-                             tc.latent_lr_scale)
+  optimizer = make_optimizer(tc.clip_norm)
   chunk_size = max(1, min(int(tc.chunk_size), total))
-  chunk = build_chunk_fn(codec, config, optimizer, soft_steps, total, chunk_size)
+  chunk = build_chunk_fn(codec, config, optimizer, chunk_size)
+  hyper = {"lmbda": jnp.float32(config.lmbda), "soft_steps": jnp.int32(soft_steps),
+           "total_steps": jnp.int32(total)}
   carry = (params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train, params,
            jnp.asarray(jnp.inf, jnp.float32))
   done = 0
   while done < total:
     t0 = time.perf_counter()
-    carry, aux = chunk(carry, image)
+    carry, aux = chunk(carry, image, hyper)
     aux = jax.device_get(aux)
     n = min(chunk_size, total - done)
     done += n

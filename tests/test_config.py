@@ -1,0 +1,44 @@
+import importlib.util
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from moric_jax import presets
+from moric_jax.eval import complexity
+from moric_jax.model.arm import ARM
+from moric_jax.model.codec import Codec
+from moric_jax.model.lsn import LSN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["default", "fast", "paper_kodak"])
+def test_config_files_load(name):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  config = mod.get_config()
+  assert config.num_steps > 0 and config.lmbda > 0
+  # Sub-dicts are exactly the module constructor arguments.
+  ARM(**config.model.arm)
+  LSN(**config.model.lsn)
+  codec = Codec.from_config(config.model, 40, 24)
+  params = codec.init(jax.random.PRNGKey(0))
+  assert len(params["latents"]) == config.model.latents.num_grids
+  img, bits = codec.forward(params, mode="hard")
+  assert img.shape == (40, 24, 3) and jnp.isfinite(bits)
+
+
+def test_presets_registry():
+  assert set(presets.PRESETS) == {"default", "fast", "paper"}
+  assert presets.fast().num_steps < presets.default().num_steps < presets.paper_kodak().num_steps
+
+
+def test_macs_per_pixel_c3_sized_model():
+  macs = complexity.macs_per_pixel(presets.default().model, 512, 768)
+  # LSN: 7*18 + 18*18 + 18*3 + 2 * 81 = 666; ARM: 792 per latent x ~1.33 latents/px.
+  assert macs["lsn"] == 666
+  assert 1040 < macs["arm"] < 1060
+  assert macs["total"] < 2000

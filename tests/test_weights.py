@@ -1,0 +1,59 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from moric_jax.model import weights as weights_lib
+from moric_jax.train import weight_search
+
+
+def _tree():
+  rng = np.random.default_rng(0)
+  return {"a": {"kernel": rng.normal(0, 0.1, (7, 5)).astype(np.float32),
+                "bias": rng.normal(0, 0.01, (5,)).astype(np.float32)},
+          "b": rng.normal(0, 0.3, (4,)).astype(np.float32)}
+
+
+def test_quantize_dequantize_round_trip_within_half_step():
+  tree = _tree()
+  for delta in (1e-3, 1e-2, 0.1):
+    q = weights_lib.quantize_tree(tree, delta)
+    assert all(np.asarray(k).dtype == np.int32 for k in jax.tree_util.tree_leaves(q))
+    back = weights_lib.dequantize_tree(q, delta)
+    for w, r in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(back)):
+      assert np.max(np.abs(np.asarray(r) - w)) <= delta / 2 + 1e-7
+    # Requantizing the dequantized weights gives the same integers.
+    q2 = weights_lib.quantize_tree(back, delta)
+    for a, b in zip(jax.tree_util.tree_leaves(q), jax.tree_util.tree_leaves(q2)):
+      np.testing.assert_array_equal(a, b)
+
+
+def test_weight_bits_fall_with_coarser_steps_and_match_int_bits():
+  tree = _tree()
+  bits = [weights_lib.int_tree_bits(weights_lib.quantize_tree(tree, d))
+          for d in (1e-4, 1e-3, 1e-2, 1e-1)]
+  assert all(b1 > b2 for b1, b2 in zip(bits, bits[1:]))
+  # The differentiable estimate on exact integers equals the integer rate.
+  delta = 1e-2
+  q = weights_lib.quantize_tree(tree, delta)
+  est = float(weights_lib.tree_bits(weights_lib.dequantize_tree(q, delta), delta))
+  assert est == np.float32(weights_lib.int_tree_bits(q)) or abs(
+      est - weights_lib.int_tree_bits(q)) < 1e-2 * est
+
+
+def test_search_trades_distortion_against_bits():
+  tree = {"net": _tree()}
+  target = jax.tree_util.tree_leaves(tree["net"])
+
+  def evaluate(p):
+    err = sum(jnp.mean((a - b) ** 2) for a, b in
+              zip(jax.tree_util.tree_leaves(p["net"]), target))
+    return {"mse": err, "bpp_latents": jnp.float32(0)}
+
+  deltas = weight_search.candidate_deltas(1e-5, 1.0, 21)
+  cheap = weight_search.search_network(tree, "net", deltas, evaluate, lmbda=1.0,
+                                       num_pixels=10, distortion_key="mse")
+  precise = weight_search.search_network(tree, "net", deltas, evaluate, lmbda=1e-9,
+                                         num_pixels=10, distortion_key="mse")
+  assert cheap.delta > precise.delta
+  assert cheap.bits < precise.bits
+  assert len(cheap.costs) == 21
