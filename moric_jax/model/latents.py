@@ -27,16 +27,17 @@ def grid_gains(num_grids: int, base_gain: float, gain_growth: float) -> list[flo
 
 @functools.lru_cache(maxsize=64)
 def upsampling_matrix(out_size: int, in_size: int) -> np.ndarray:
-  """``(out_size, in_size)`` float32 matrix of 1-D bilinear (half-pixel) upsampling.
+  """``(out_size, in_size)`` float32 matrix of 1-D bilinear (half-pixel) resampling.
 
-  Built by resizing an identity matrix with ``jax.image.resize`` so that it matches
-  the library's bilinear convention exactly.
+  Same convention as ``jax.image.resize(..., "bilinear")`` (triangle kernel, scale
+  ``out / in``, weights renormalised at the borders), built in NumPy so that no XLA
+  program is compiled per image size.
   """
-  with jax.ensure_compile_time_eval():
-    eye = jnp.eye(in_size, dtype=jnp.float32)
-    if out_size == in_size:
-      return np.asarray(eye)
-    return np.asarray(jax.image.resize(eye, (out_size, in_size), method="bilinear"))
+  scale = out_size / in_size
+  pos = (np.arange(out_size, dtype=np.float64) + 0.5) / scale - 0.5
+  weights = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(in_size)[None, :]))
+  weights /= weights.sum(axis=1, keepdims=True)
+  return weights.astype(np.float32)
 
 
 def upsample_stack(grids: list[jax.Array], height: int, width: int) -> jax.Array:
