@@ -51,33 +51,41 @@ def compress_image(image: np.ndarray, config: ml_collections.ConfigDict,
   t0 = time.perf_counter()
   image = image_io.validate_image(image)
   height, width = image.shape[:2]
-  num_pixels = height * width
   codec = Codec.from_config(config.model, height, width)
   key = jax.random.PRNGKey(int(config.seed))
   evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config)
   params = overfit_lib.overfit(codec, image, config, key, params=params,
                                on_chunk=on_chunk, evaluate=evaluate)
+  return finalize(codec, params, image, config, evaluate, time.perf_counter() - t0)
 
+
+def finalize(codec: Codec, params: dict, image: np.ndarray,
+             config: ml_collections.ConfigDict, evaluate: Callable,
+             train_seconds: float) -> CompressResult:
+  """Chooses weight steps, quantizes and measures trained ``params`` (one lambda)."""
+  t0 = time.perf_counter()
+  height, width = image.shape[:2]
+  num_pixels = height * width
   deltas_grid = weight_search.candidate_deltas(
       config.quant.delta_min, config.quant.delta_max, config.quant.num_deltas)
   lmbda = float(config.lmbda)
   choice = {
       "arm": weight_search.search_network(params, "arm", deltas_grid,
-                                          lambda p: evaluate(p)[1], lmbda, num_pixels,
-                                          "bpp_latents"),
+                                          lambda p: evaluate(p, lmbda)[1], lmbda,
+                                          num_pixels, "bpp_latents"),
       "lsn": weight_search.search_network(params, "lsn", deltas_grid,
-                                          lambda p: evaluate(p)[1], lmbda, num_pixels,
-                                          "mse"),
+                                          lambda p: evaluate(p, lmbda)[1], lmbda,
+                                          num_pixels, "mse"),
   }
   deltas = {n: c.delta for n, c in choice.items()}
   int_weights = {n: c.int_params for n, c in choice.items()}
   symbols = [np.asarray(s) for s in codec.integer_symbols(params["latents"])]
   qparams = decoded_params(int_weights, deltas, symbols, codec)
-  _, aux, recon_f = evaluate(qparams)
+  _, aux, recon_f = evaluate(qparams, lmbda)
   latent_bits = float(aux["bpp_latents"]) * num_pixels
   reconstruction = image_io.to_uint8(np.asarray(recon_f))
   weight_bits = sum(c.bits for c in choice.values())
-  encode_seconds = time.perf_counter() - t0
+  encode_seconds = train_seconds + time.perf_counter() - t0
   psnr = metrics.psnr_uint8(reconstruction, image_io.to_uint8(image))
   macs = complexity.macs_per_pixel(config.model, height, width)
   m = {

@@ -36,10 +36,10 @@ class ChunkStats:
   steps_per_second: float
 
 
-def loss_fn(params: dict, codec: Codec, image: jax.Array, lmbda: float,
-            weight_delta: float, *, mode: str, temperature=0.3, noise_a=1.0,
-            key=None, ste=None) -> tuple[jax.Array, dict]:
-  """``D + lmbda * R``; R in bpp includes latent bits and estimated weight bits."""
+def loss_terms(params: dict, codec: Codec, image: jax.Array, lmbda, weight_delta: float,
+               *, mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None
+               ) -> tuple[jax.Array, dict, jax.Array]:
+  """``(D + lmbda * R, aux, recon)``; R in bpp: latent bits + estimated weight bits."""
   recon, latent_bits = codec.forward(params, mode=mode, temperature=temperature,
                                      noise_a=noise_a, key=key, ste=ste)
   num_pixels = codec.height * codec.width
@@ -49,7 +49,13 @@ def loss_fn(params: dict, codec: Codec, image: jax.Array, lmbda: float,
   bpp_weights = wbits / num_pixels
   loss = mse + lmbda * (bpp_latents + bpp_weights)
   return loss, {"mse": mse, "bpp_latents": bpp_latents, "bpp_weights": bpp_weights,
-                "loss": loss}
+                "loss": loss}, recon
+
+
+def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:
+  """``loss_terms`` without the reconstruction (for ``jax.value_and_grad``)."""
+  loss, aux, _ = loss_terms(*args, **kwargs)
+  return loss, aux
 
 
 def make_optimizer(clip_norm: float) -> optax.GradientTransformation:
@@ -62,8 +68,13 @@ def _psnr(mse: float) -> float:
 
 
 def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
-                   optimizer: optax.GradientTransformation, chunk_size: int) -> Callable:
+                   optimizer: optax.GradientTransformation, chunk_size: int,
+                   batched: bool = False) -> Callable:
   """Returns a jitted ``chunk(carry, image, hyper) -> (carry, last_aux)``.
+
+  With ``batched=True`` the carry and hyper have a leading axis (one entry per
+  parameter set, e.g. per lambda) and the chunk is ``vmap``-ed over it: the whole
+  batch trains in one program, sharded by whatever sharding its inputs carry.
 
   carry = (params, opt_state, step, key, best_params, best_loss); hyper = dict of
   traced scalars ``lmbda``, ``soft_steps``, ``total_steps``, so one compiled program
@@ -103,37 +114,28 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
              step + active.astype(step.dtype), key, best_params, best_loss)
     return carry, aux
 
-  @jax.jit
   def chunk(carry, image, hyper):
     carry, aux = jax.lax.scan(functools.partial(one_step, image, hyper), carry, None,
                               length=chunk_size)
     return carry, jax.tree_util.tree_map(lambda a: a[-1], aux)
 
-  return chunk
+  if batched:
+    return jax.jit(jax.vmap(chunk, in_axes=(0, None, 0)))
+  return jax.jit(chunk)
 
 
 def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
-  """Jitted ``params -> (loss, aux, recon)`` with hard-rounded latents, float weights.
+  """Jitted ``(params, lmbda=None) -> (loss, aux, recon)``: hard latents, float weights.
 
   One compiled program serves the best-parameter check, the weight-step search and
   the final measurement. ``recon`` is the unclipped ``(H, W, 3)`` float image.
   """
-  delta = config.train.weight_delta
+  evaluate_jit = jax.jit(lambda params, lmbda: loss_terms(
+      params, codec, image, lmbda, config.train.weight_delta, mode="hard"))
 
-  @jax.jit
-  def evaluate_jit(params, lmbda):
-    recon, latent_bits = codec.forward(params, mode="hard")
-    num_pixels = codec.height * codec.width
-    mse = jnp.mean((recon - image) ** 2)
-    wbits = sum(weights_lib.tree_bits(params[n], delta) for n in NETWORKS)
-    aux = {"mse": mse, "bpp_latents": latent_bits / num_pixels,
-           "bpp_weights": wbits / num_pixels}
-    loss = mse + lmbda * (aux["bpp_latents"] + aux["bpp_weights"])
-    aux["loss"] = loss
-    return loss, aux, recon
-
-  lmbda = jnp.float32(config.lmbda)
-  return lambda params: evaluate_jit(params, lmbda)
+  default_lmbda = float(config.lmbda)
+  return lambda params, lmbda=None: evaluate_jit(
+      params, jnp.float32(default_lmbda if lmbda is None else lmbda))
 
 
 def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,

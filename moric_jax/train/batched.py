@@ -1,0 +1,106 @@
+"""Lambda-batched overfitting: several RD points of one image in one program.
+
+The parameter sets (one per lambda) are stacked on a leading axis and the training
+chunk is ``vmap``-ed over it; with several devices the stack is sharded over a
+1-D mesh (``jax.sharding``), so a sweep's lambdas for one image run in parallel.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from moric_jax import image_io
+from moric_jax.model.codec import Codec
+from moric_jax.train import overfit as overfit_lib
+from moric_jax.train.compress import CompressResult, finalize
+
+
+def _stack(tree, n: int):
+  return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
+
+
+def _unstack(tree, i: int):
+  return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
+                    lmbdas: Sequence[float], key: jax.Array,
+                    devices: Sequence[jax.Device] | None = None,
+                    on_chunk: Callable[[int, int], None] | None = None,
+                    evaluate: Callable | None = None) -> list[dict]:
+  """Trains one parameter set per lambda jointly; returns their trained params.
+
+  All sets start from the same initialisation (same seed), so they differ only in
+  lambda. ``on_chunk(steps_done, total)`` reports progress.
+  """
+  devices = list(devices or jax.devices())
+  n = len(lmbdas)
+  # Pad the batch to a multiple of the device count (padding rows are dropped).
+  padded = -(-n // len(devices)) * len(devices)
+  lm = list(lmbdas) + [lmbdas[-1]] * (padded - n)
+  tc = config.train
+  total = int(config.num_steps)
+  soft_steps = total - int(round(total * float(tc.ste_fraction)))
+  k_init, k_train = jax.random.split(key)
+  params = codec.init(k_init)
+  optimizer = overfit_lib.make_optimizer(tc.clip_norm)
+  chunk_size = max(1, min(int(tc.chunk_size), total))
+  chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=True)
+  carry = _stack((params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train,
+                  params, jnp.asarray(jnp.inf, jnp.float32)), padded)
+  hyper = {"lmbda": jnp.asarray(lm, jnp.float32),
+           "soft_steps": jnp.full((padded,), soft_steps, jnp.int32),
+           "total_steps": jnp.full((padded,), total, jnp.int32)}
+  image_j = jnp.asarray(image, jnp.float32)
+  if len(devices) > 1:
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    split = NamedSharding(mesh, PartitionSpec("batch"))
+    carry = jax.device_put(carry, split)
+    hyper = jax.device_put(hyper, split)
+    image_j = jax.device_put(image_j, NamedSharding(mesh, PartitionSpec()))
+  done = 0
+  while done < total:
+    carry, _ = chunk(carry, image_j, hyper)
+    jax.block_until_ready(carry)
+    done = min(total, done + chunk_size)
+    if on_chunk is not None:
+      on_chunk(done, total)
+  evaluate = evaluate or overfit_lib.eval_fn(codec, jnp.asarray(image, jnp.float32), config)
+  out = []
+  for i in range(n):
+    last, best = _unstack(carry[0], i), _unstack(carry[4], i)
+    if total - soft_steps == 0:
+      out.append(last)
+      continue
+    last_loss = float(evaluate(last, lm[i])[0])
+    out.append(last if last_loss < float(carry[5][i]) else best)
+  return out
+
+
+def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
+                           lmbdas: Sequence[float],
+                           devices: Sequence[jax.Device] | None = None,
+                           on_chunk: Callable[[int, int], None] | None = None
+                           ) -> list[CompressResult]:
+  """``compress_image`` for several lambdas at once; one result per lambda."""
+  t0 = time.perf_counter()
+  image = image_io.validate_image(image)
+  height, width = image.shape[:2]
+  codec = Codec.from_config(config.model, height, width)
+  evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config)
+  trained = overfit_batched(codec, image, config, lmbdas,
+                            jax.random.PRNGKey(int(config.seed)), devices=devices,
+                            on_chunk=on_chunk, evaluate=evaluate)
+  train_seconds = (time.perf_counter() - t0) / len(lmbdas)
+  results = []
+  for lmbda, params in zip(lmbdas, trained):
+    cfg = config.copy_and_resolve_references()
+    cfg.lmbda = float(lmbda)
+    results.append(finalize(codec, params, image, cfg, evaluate, train_seconds))
+  return results
