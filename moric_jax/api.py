@@ -1,0 +1,198 @@
+"""Public encode / decode / info of ``.moric`` files.
+
+The decoder path imports only ``model/`` (forward pass) and ``coding/``; training code
+is imported lazily by ``encode``. ``encode`` reports the reconstruction produced by
+``decode`` itself on the written bytes, so ``decode(data)`` equals
+``info["reconstruction"]`` bit for bit on the same machine.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from moric_jax import image_io
+from moric_jax.coding import bitstream, integer_arm, rans, wavefront, weights_coding
+from moric_jax.errors import BitstreamError
+from moric_jax.model import latents as latents_lib
+from moric_jax.model import weights as weights_lib
+from moric_jax.model.codec import Codec
+
+NETWORKS = ("arm", "lsn")
+
+
+@dataclasses.dataclass
+class Decoded:
+  """Everything parsed from a file. ``image``: ``(H, W, 3) uint8``."""
+  header: bitstream.Header
+  int_weights: dict
+  symbols: list[np.ndarray]
+  image: np.ndarray
+  entropy_seconds: float
+  synthesis_seconds: float
+
+
+def build_codec(header: bitstream.Header) -> Codec:
+  return Codec.from_config(header.arch.model_config(), header.height, header.width)
+
+
+@functools.lru_cache(maxsize=4)
+def _templates(arch: bitstream.Architecture, height: int, width: int):
+  """Per network: (treedef, leaf shapes) of the parameter tree, without computing."""
+  codec = Codec.from_config(arch.model_config(), height, width)
+  shapes = jax.eval_shape(codec.init, jax.random.PRNGKey(0))
+  out = {}
+  for n in NETWORKS:
+    leaves, treedef = jax.tree_util.tree_flatten(shapes[n])
+    out[n] = (treedef, [tuple(l.shape) for l in leaves])
+  return out
+
+
+@functools.lru_cache(maxsize=4)
+def _synthesis_fn(arch: bitstream.Architecture, height: int, width: int):
+  """One jitted ``(lsn_params, symbol grids) -> uint8 image`` per architecture/size."""
+  codec = Codec.from_config(arch.model_config(), height, width)
+
+  @jax.jit
+  def synth(lsn_params, grids):
+    x = codec.synthesize(lsn_params, [g.astype(jnp.float32) for g in grids])
+    return jnp.floor(jnp.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(jnp.uint8)
+
+  return synth
+
+
+def _integer_arm(header: bitstream.Header, arm_ints) -> integer_arm.IntegerARM:
+  return integer_arm.from_quantized(integer_arm.dense_layers(arm_ints), header.delta_arm,
+                                    header.arm_frac_bits)
+
+
+def decode_full(data: bytes, arm_fn=None) -> Decoded:
+  """Parses ``data`` and reconstructs the image; raises ``BitstreamError``."""
+  header, payload = bitstream.read(data)
+  t0 = time.perf_counter()
+  templates = _templates(header.arch, header.height, header.width)
+  sizes = [int(np.prod(s)) for n in NETWORKS for s in templates[n][1]]
+  if len(sizes) != len(header.scales):
+    raise BitstreamError(f"header has {len(header.scales)} weight scales, the "
+                         f"architecture has {len(sizes)} tensors")
+  coder = rans.new_decoder(payload)
+  flat = weights_coding.decode_tensors(coder, sizes, list(header.scales))
+  int_weights, i = {}, 0
+  for n in NETWORKS:
+    treedef, shapes = templates[n]
+    leaves = [flat[i + j].reshape(s) for j, s in enumerate(shapes)]
+    i += len(shapes)
+    int_weights[n] = jax.tree_util.tree_unflatten(treedef, leaves)
+  iarm = _integer_arm(header, int_weights["arm"])
+  shapes = latents_lib.grid_shapes(header.height, header.width, header.arch.num_grids)
+  symbols = wavefront.decode_latents(coder, iarm, shapes, header.arch.context_rows,
+                                     header.arch.context_cols, arm_fn=arm_fn)
+  if not coder.is_empty():
+    raise BitstreamError("payload has data left after the last symbol")
+  t1 = time.perf_counter()
+  lsn_params = weights_lib.dequantize_tree(int_weights["lsn"], header.delta_lsn)
+  synth = _synthesis_fn(header.arch, header.height, header.width)
+  image = np.asarray(synth(lsn_params, [jnp.asarray(s) for s in symbols]))
+  t2 = time.perf_counter()
+  return Decoded(header, int_weights, symbols, image, t1 - t0, t2 - t1)
+
+
+def decode(data: bytes) -> np.ndarray:
+  """``.moric`` bytes -> ``(H, W, 3) uint8`` image. Raises ``BitstreamError``."""
+  return decode_full(data).image
+
+
+def info(data: bytes) -> dict:
+  """Header fields and sizes of a ``.moric`` file (no decoding)."""
+  header, payload = bitstream.read(data)
+  a = header.arch
+  pixels = header.height * header.width
+  return {"version": bitstream.VERSION, "height": header.height, "width": header.width,
+          "mode": "RGB8", "num_regions": header.num_regions,
+          "bytes": len(data), "header_bytes": len(data) - len(payload),
+          "payload_bytes": len(payload), "bpp": 8.0 * len(data) / pixels,
+          "architecture": dataclasses.asdict(a),
+          "arm_weight_frac_bits": header.arm_frac_bits,
+          "delta_arm": header.delta_arm, "delta_lsn": header.delta_lsn,
+          "weight_scales": list(header.scales),
+          "num_wavefronts": wavefront.front_order(
+              tuple(latents_lib.grid_shapes(header.height, header.width, a.num_grids)),
+              a.context_rows, a.context_cols).num_fronts}
+
+
+def write_file(height: int, width: int, arch: bitstream.Architecture,
+               deltas: dict, int_weights: dict, symbols: list[np.ndarray]
+               ) -> tuple[bytes, dict]:
+  """Entropy codes quantized weights and symbols -> ``(bytes, bits)``.
+
+  ``bits`` holds the ideal code lengths under the integer model (what the payload
+  should cost): ``latents``, ``weights``.
+  """
+  delta_arm, delta_lsn = bitstream.f32(deltas["arm"]), bitstream.f32(deltas["lsn"])
+  arm_layers = integer_arm.dense_layers(int_weights["arm"])
+  frac_bits = integer_arm.choose_frac_bits(
+      [(np.asarray(k, np.float64) * delta_arm, b) for k, b in arm_layers])
+  iarm = integer_arm.from_quantized(arm_layers, delta_arm, frac_bits)
+  coder = rans.new_encoder()
+  # Stack: latents first (decoded last), then weights (decoded first).
+  latent_bits = wavefront.encode_latents(coder, iarm, [np.asarray(s) for s in symbols],
+                                         arch.context_rows, arch.context_cols)
+  tensors = [np.asarray(k) for n in NETWORKS
+             for k in jax.tree_util.tree_leaves(int_weights[n])]
+  if len(tensors) > 255:
+    raise ValueError("too many weight tensors for the header")
+  scales, weight_bits = weights_coding.encode_tensors(coder, tensors)
+  header = bitstream.Header(height, width, arch, frac_bits, delta_arm, delta_lsn,
+                            tuple(scales))
+  data = bitstream.write(header, rans.payload_bytes(coder))
+  return data, {"latents": latent_bits, "weights": weight_bits}
+
+
+def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict]:
+  """Encodes an image (``(H, W, 3)`` uint8 or float in [0, 1]) with ``config``.
+
+  Returns ``(data, info)``; ``info`` has ``bpp`` (file bits / pixels),
+  ``bpp_estimated`` (ideal bits of the payload under the integer model / pixels),
+  ``psnr`` (of the decoded image), ``bytes``, ``header_bytes``, ``encode_seconds`` and
+  ``reconstruction`` (``(H, W, 3) uint8``, exactly what ``decode(data)`` returns).
+  """
+  from moric_jax.eval import metrics
+  from moric_jax.train import compress
+
+  t0 = time.perf_counter()
+  image = image_io.validate_image(image)
+  arch = bitstream.Architecture.from_model_config(config.model)
+  result = compress.compress_image(image, config, on_chunk=on_chunk)
+  h, w = image.shape[:2]
+  data, bits = write_file(h, w, arch, result.deltas, result.int_weights, result.symbols)
+  decoded = decode_full(data)
+  if not all(np.array_equal(a, b) for a, b in zip(decoded.symbols, result.symbols)):
+    raise RuntimeError("internal error: decoded latents differ from the encoded ones")
+  encode_seconds = time.perf_counter() - t0
+  pixels = h * w
+  header_bytes = len(data) - len(bitstream.read(data)[1])
+  est_bits = bits["latents"] + bits["weights"]
+  m = result.metrics
+  info_d = {
+      "bpp": 8.0 * len(data) / pixels,
+      "bpp_estimated": est_bits / pixels,
+      "bpp_latents": bits["latents"] / pixels,
+      "bpp_weights": bits["weights"] / pixels,
+      "bpp_header": 8.0 * header_bytes / pixels,
+      "bpp_estimated_float": m.get("bpp_estimated"),
+      "psnr": metrics.psnr_uint8(decoded.image, image_io.to_uint8(image)),
+      "psnr_float_weights": m.get("psnr"),
+      "bytes": len(data), "header_bytes": header_bytes,
+      "payload_bytes": len(data) - header_bytes,
+      "encode_seconds": encode_seconds, "height": h, "width": w,
+      "num_steps": int(config.num_steps), "lmbda": float(config.lmbda),
+      "weight_deltas": {"arm": decoded.header.delta_arm, "lsn": decoded.header.delta_lsn},
+      "arm_weight_frac_bits": decoded.header.arm_frac_bits,
+      "reconstruction": decoded.image,
+  }
+  return data, info_d

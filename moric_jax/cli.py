@@ -1,0 +1,180 @@
+"""``moric`` command line: encode / decode / info of ``.moric`` files.
+
+  moric encode IN -o OUT.moric [--config FILE] [--preset default|fast|paper]
+                               [--lmbda X] [--steps N] [--json]
+  moric decode IN.moric -o OUT.png [--json]
+  moric info IN.moric [--json]
+
+User mistakes (missing or bad files, bad images, bad options) exit with status 1 and
+one line on stderr; ``--json`` prints one JSON object on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_USER_ERROR = 1
+
+
+class UserError(Exception):
+  """A mistake of the user, reported as one line on stderr."""
+
+
+def _load_config(path: str | None, preset: str):
+  from moric_jax import presets
+  if path is None:
+    return presets.PRESETS[preset]()
+  p = Path(path)
+  if not p.is_file():
+    raise UserError(f"config file not found: {p}")
+  spec = importlib.util.spec_from_file_location(f"_moric_config_{p.stem}", p)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except Exception as e:  # noqa: BLE001 - a broken user file
+    raise UserError(f"cannot load config {p}: {type(e).__name__}: {e}") from None
+  if not hasattr(module, "get_config"):
+    raise UserError(f"config {p} has no get_config()")
+  return module.get_config()
+
+
+def _read_bytes(path: str) -> bytes:
+  p = Path(path)
+  if not p.exists():
+    raise UserError(f"file not found: {p}")
+  if not p.is_file():
+    raise UserError(f"not a file: {p}")
+  return p.read_bytes()
+
+
+def _jsonable(d: dict) -> dict:
+  out = {}
+  for k, v in d.items():
+    if hasattr(v, "shape") and getattr(v, "ndim", 0) > 1:
+      continue  # images
+    if isinstance(v, dict):
+      v = _jsonable(v)
+    elif hasattr(v, "item"):
+      v = v.item()
+    elif isinstance(v, tuple):
+      v = list(v)
+    out[k] = v
+  return out
+
+
+def cmd_encode(args) -> int:
+  from moric_jax import api, image_io
+  config = _load_config(args.config, args.preset)
+  if args.lmbda is not None:
+    if not args.lmbda >= 0:
+      raise UserError(f"--lmbda must be >= 0, got {args.lmbda}")
+    config.lmbda = args.lmbda
+  if args.steps is not None:
+    if args.steps < 1:
+      raise UserError(f"--steps must be >= 1, got {args.steps}")
+    config.num_steps = args.steps
+  image = image_io.load_image(args.input, max_pixels=config.get("max_pixels"))
+  bar = None
+  on_chunk = None
+  if not args.json:
+    from tqdm import tqdm
+    bar = tqdm(total=int(config.num_steps), desc="encode", unit="step", file=sys.stderr)
+
+    def on_chunk(stats):
+      bar.update(stats.step - bar.n)
+      bar.set_postfix(psnr=f"{stats.psnr:.2f}", bpp=f"{stats.bpp:.3f}", phase=stats.phase)
+  try:
+    data, info = api.encode(image, config, on_chunk=on_chunk)
+  finally:
+    if bar is not None:
+      bar.close()
+  image_io.atomic_write_bytes(args.output, data)
+  info = _jsonable(info)
+  info["output"] = str(args.output)
+  if args.json:
+    print(json.dumps(info))
+  else:
+    print(f"{args.output}: {info['bytes']} bytes, {info['bpp']:.4f} bpp "
+          f"(estimated {info['bpp_estimated']:.4f}, header {info['header_bytes']} B), "
+          f"PSNR {info['psnr']:.2f} dB, {info['encode_seconds']:.1f} s")
+  return 0
+
+
+def cmd_decode(args) -> int:
+  from moric_jax import api, image_io
+  data = _read_bytes(args.input)
+  t0 = time.perf_counter()
+  decoded = api.decode_full(data)
+  seconds = time.perf_counter() - t0
+  image_io.save_png(args.output, decoded.image)
+  out = {"decode_seconds": seconds, "entropy_decode_seconds": decoded.entropy_seconds,
+         "synthesis_seconds": decoded.synthesis_seconds,
+         "height": decoded.header.height, "width": decoded.header.width,
+         "output": str(args.output)}
+  if args.json:
+    print(json.dumps(out))
+  else:
+    print(f"{args.output}: {out['width']}x{out['height']}, decoded in {seconds:.3f} s")
+  return 0
+
+
+def cmd_info(args) -> int:
+  from moric_jax import api
+  out = _jsonable(api.info(_read_bytes(args.input)))
+  if args.json:
+    print(json.dumps(out))
+  else:
+    for k, v in out.items():
+      print(f"{k}: {v}")
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog="moric", description="MoRIC JAX image codec")
+  sub = p.add_subparsers(dest="command", required=True)
+  e = sub.add_parser("encode", help="compress an image into a .moric file")
+  e.add_argument("input")
+  e.add_argument("-o", "--output", required=True)
+  e.add_argument("--config", help="python file with get_config()")
+  e.add_argument("--preset", default="default", choices=["default", "fast", "paper"])
+  e.add_argument("--lmbda", type=float)
+  e.add_argument("--steps", type=int)
+  e.add_argument("--json", action="store_true")
+  e.set_defaults(func=cmd_encode)
+  d = sub.add_parser("decode", help="decode a .moric file to PNG")
+  d.add_argument("input")
+  d.add_argument("-o", "--output", required=True)
+  d.add_argument("--json", action="store_true")
+  d.set_defaults(func=cmd_decode)
+  i = sub.add_parser("info", help="show the header of a .moric file")
+  i.add_argument("input")
+  i.add_argument("--json", action="store_true")
+  i.set_defaults(func=cmd_info)
+  return p
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
+  from moric_jax.errors import BitstreamError
+  from moric_jax.image_io import ImageError
+  try:
+    return args.func(args)
+  except (UserError, BitstreamError, ImageError) as e:
+    print(f"moric {args.command}: error: {e}", file=sys.stderr)
+    return EXIT_USER_ERROR
+  except OSError as e:  # unwritable output, disk full, ...
+    print(f"moric {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
+          file=sys.stderr)
+    return EXIT_USER_ERROR
+  except KeyboardInterrupt:
+    print(f"moric {args.command}: interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,120 @@
+"""Entropy coding of integer residuals with constriction's ANS coder (a stack).
+
+A residual ``r`` is coded with one row of a fixed table (``tables.py``): the index
+``r + R`` when ``|r| <= R``, else an escape (negative / positive) followed by an excess
+class ``n`` (second table row) and ``n`` uniform bits. A *block* is decoded in the order
+main symbols, escape classes, escape bits; the encoder pushes the reverse.
+
+All models are ``constriction.stream.model.Categorical(perfect=False)`` fed with the
+exact dyadic floats ``count / 2**16`` and ``Uniform`` for raw bits, so encoder and
+decoder build bit-identical fixed-point models on any IEEE-754 machine.
+"""
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from moric_jax.errors import BitstreamError
+
+CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+UNIFORM = constriction.stream.model.Uniform()
+MAX_ESCAPE_CLASS = 23
+
+
+def new_encoder() -> "constriction.stream.stack.AnsCoder":
+  return constriction.stream.stack.AnsCoder()
+
+
+def new_decoder(payload: bytes) -> "constriction.stream.stack.AnsCoder":
+  if len(payload) % 4:
+    raise BitstreamError(f"entropy-coded payload has {len(payload)} bytes, "
+                         "not a multiple of 4")
+  words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+  try:
+    return constriction.stream.stack.AnsCoder(words)
+  except Exception as e:  # constriction rejects e.g. a zero last word
+    raise BitstreamError(f"invalid entropy-coded payload: {e}") from None
+
+
+def payload_bytes(coder) -> bytes:
+  return np.asarray(coder.get_compressed(), np.uint32).astype("<u4").tobytes()
+
+
+def excess_class(e: np.ndarray) -> np.ndarray:
+  """``floor(log2(e + 1))`` by integer comparisons (``e >= 0``)."""
+  v = np.asarray(e, np.int64) + 1
+  n = np.zeros(v.shape, np.int64)
+  for k in range(1, MAX_ESCAPE_CLASS + 2):
+    n += v >= (1 << k)
+  return n
+
+
+def split(r: np.ndarray, radius: int):
+  """Residuals -> main indices, escape mask, classes, in-class offsets."""
+  r = np.asarray(r, np.int64)
+  main = r + radius
+  esc = np.abs(r) > radius
+  main[esc & (r < 0)] = 2 * radius + 1
+  main[esc & (r > 0)] = 2 * radius + 2
+  e = np.abs(r[esc]) - radius - 1
+  n = excess_class(e)
+  if n.size and n.max() > MAX_ESCAPE_CLASS:
+    raise ValueError(f"residual {int(np.abs(r).max())} too large to code")
+  offset = e + 1 - (np.int64(1) << n)
+  return main.astype(np.int32), esc, n.astype(np.int32), offset.astype(np.int32)
+
+
+def residual_bits(r: np.ndarray, main_bits: np.ndarray, esc_bits_rows: np.ndarray,
+                  radius: int) -> np.ndarray:
+  """Ideal code length (bits) of each residual.
+
+  ``main_bits``: ``(N, K)`` table rows in bits; ``esc_bits_rows``: ``(N, C)``.
+  """
+  main, esc, n, _ = split(r, radius)
+  bits = np.take_along_axis(main_bits, main[:, None].astype(np.int64), 1)[:, 0]
+  if esc.any():
+    bits[esc] += esc_bits_rows[esc, n] + n
+  return bits
+
+
+def push_escapes(coder, n: np.ndarray, offset: np.ndarray, esc_probs: np.ndarray):
+  """Pushes the escape part of a block (classes with rows ``esc_probs``, then bits)."""
+  if n.size == 0:
+    return
+  has_bits = n >= 1
+  if has_bits.any():
+    coder.encode_reverse(offset[has_bits].astype(np.int32), UNIFORM,
+                         (np.int32(1) << n[has_bits]).astype(np.int32))
+  coder.encode_reverse(n.astype(np.int32), CATEGORICAL, np.ascontiguousarray(esc_probs))
+
+
+def push_main(coder, main: np.ndarray, probs: np.ndarray):
+  if main.size:
+    coder.encode_reverse(np.ascontiguousarray(main, np.int32), CATEGORICAL,
+                         np.ascontiguousarray(probs))
+
+
+def decode_block(coder, probs: np.ndarray, esc_probs_fn, radius: int) -> np.ndarray:
+  """Decodes one block of residuals (``probs``: ``(N, K)`` rows).
+
+  ``esc_probs_fn(mask)`` returns the escape-class rows of the escaped positions.
+  """
+  try:
+    main = coder.decode(CATEGORICAL, probs).astype(np.int64)
+    r = main - radius
+    esc = main > 2 * radius
+    if esc.any():
+      n = coder.decode(CATEGORICAL, esc_probs_fn(esc)).astype(np.int64)
+      offset = np.zeros_like(n)
+      has_bits = n >= 1
+      if has_bits.any():
+        offset[has_bits] = coder.decode(
+            UNIFORM, (np.int32(1) << n[has_bits]).astype(np.int32))
+      e = offset + (np.int64(1) << n) - 1
+      mag = radius + 1 + e
+      r[esc] = np.where(main[esc] == 2 * radius + 1, -mag, mag)
+    return r
+  except BitstreamError:
+    raise
+  except Exception as e:
+    raise BitstreamError(f"entropy decoding failed: {e}") from None

@@ -1,0 +1,70 @@
+"""Entropy coding of quantized network weights (integers ``k = round(w / delta)``).
+
+Each tensor is coded with a zero-mean Laplace row of the fixed weight table; its scale
+index (one byte per tensor, in the header) is chosen by the encoder to minimise the
+tensor's actual bits. Tensors are coded in ``jax.tree_util`` leaf order of each
+network (``arm`` then ``lsn``); the decoder rebuilds the tree from the architecture.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from moric_jax.coding import rans, tables
+
+MAX_WEIGHT = 1 << 22
+
+
+def _bits_for_scales(k: np.ndarray) -> np.ndarray:
+  """``(NUM_WEIGHT_SCALES,)`` total bits of integers ``k`` under every scale row."""
+  bits_t = tables.load_bits()
+  radius = tables.WEIGHT_RADIUS
+  main, esc, n, _ = rans.split(k, radius)
+  total = bits_t["weight"][:, main].sum(axis=1)
+  if esc.any():
+    total += bits_t["weight_escape"][:, n].sum(axis=1) + n.sum()
+  return total
+
+
+def choose_scale(k: np.ndarray) -> tuple[int, float]:
+  """Scale index with the fewest bits for tensor ``k`` and those bits."""
+  bits = _bits_for_scales(np.ravel(k))
+  s = int(np.argmin(bits))
+  return s, float(bits[s])
+
+
+def encode_tensors(coder, tensors: list[np.ndarray]) -> tuple[list[int], float]:
+  """Pushes ``tensors`` (decoded first-to-last) onto the stack; returns scales, bits."""
+  probs = tables.load_probabilities()
+  chosen = []
+  total = 0.0
+  for k in tensors:
+    k = np.ravel(np.asarray(k, np.int64))
+    if k.size and np.abs(k).max() > MAX_WEIGHT:
+      raise ValueError(f"quantized weight magnitude above {MAX_WEIGHT}")
+    s, bits = choose_scale(k)
+    chosen.append(s)
+    total += bits
+  for k, s in zip(reversed(tensors), reversed(chosen)):
+    k = np.ravel(np.asarray(k, np.int64))
+    main, esc, n, offset = rans.split(k, tables.WEIGHT_RADIUS)
+    rans.push_escapes(coder, n, offset,
+                      np.broadcast_to(probs["weight_escape"][s], (n.size, tables.NUM_ESCAPE_CLASSES)))
+    rans.push_main(coder, main, np.broadcast_to(probs["weight"][s], (main.size, probs["weight"].shape[1])))
+  return chosen, total
+
+
+def decode_tensors(coder, sizes: list[int], scales: list[int]) -> list[np.ndarray]:
+  """Pops tensors of ``sizes`` elements (flat int32) coded with ``scales``."""
+  probs = tables.load_probabilities()
+  out = []
+  for size, s in zip(sizes, scales):
+    if size == 0:
+      out.append(np.zeros(0, np.int32))
+      continue
+    rows = np.broadcast_to(probs["weight"][s], (size, probs["weight"].shape[1]))
+    r = rans.decode_block(coder, np.ascontiguousarray(rows),
+                          lambda m: np.ascontiguousarray(np.broadcast_to(
+                              probs["weight_escape"][s], (int(m.sum()), tables.NUM_ESCAPE_CLASSES))),
+                          tables.WEIGHT_RADIUS)
+    out.append(r.astype(np.int32))
+  return out
