@@ -14,6 +14,7 @@ from moric_jax import image_io
 from moric_jax.eval import complexity, metrics
 from moric_jax.model import weights as weights_lib
 from moric_jax.model.codec import Codec
+from moric_jax.train import checkpoints
 from moric_jax.train import overfit as overfit_lib
 from moric_jax.train import weight_search
 
@@ -54,8 +55,14 @@ def compress_image(image: np.ndarray, config: ml_collections.ConfigDict,
   codec = Codec.from_config(config.model, height, width)
   key = jax.random.PRNGKey(int(config.seed))
   evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config)
+  checkpointer = None
+  if config.get("checkpoint") and config.checkpoint.dir:
+    checkpointer = checkpoints.TrainCheckpointer(
+        config.checkpoint.dir, checkpoints.run_id(image, config),
+        config.checkpoint.every_steps)
   params = overfit_lib.overfit(codec, image, config, key, params=params,
-                               on_chunk=on_chunk, evaluate=evaluate)
+                               on_chunk=on_chunk, evaluate=evaluate,
+                               checkpointer=checkpointer)
   return finalize(codec, params, image, config, evaluate, time.perf_counter() - t0)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 from typing import Callable
 
@@ -23,6 +24,7 @@ from moric_jax.model import weights as weights_lib
 from moric_jax.train import schedules
 
 NETWORKS = ("arm", "lsn")
+logger = logging.getLogger("moric_jax")
 
 
 @dataclasses.dataclass
@@ -104,6 +106,7 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
     lr = schedules.learning_rate(step, soft_steps, tc.learning_rate,
                                  tc.ste_learning_rate)
+    lr = lr * hyper.get("lr_scale", 1.0)
     scale = {k: -lr * (tc.latent_lr_scale if k == "latents" else 1.0) for k in updates}
     updates = {k: jax.tree_util.tree_map(lambda u, s=scale[k]: s * u, v)
                for k, v in updates.items()}
@@ -138,14 +141,22 @@ def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
       params, jnp.float32(default_lmbda if lmbda is None else lmbda))
 
 
+class TrainingDivergedError(RuntimeError):
+  """Training kept producing non-finite losses after lowering the learning rate."""
+
+
 def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
             key: jax.Array, params: dict | None = None,
             on_chunk: Callable[[ChunkStats], None] | None = None,
-            evaluate: Callable | None = None) -> dict:
+            evaluate: Callable | None = None,
+            checkpointer=None, max_rollbacks: int = 6) -> dict:
   """Overfits the codec to ``image`` ``(H, W, 3) float32 in [0, 1]``; returns params.
 
   ``on_chunk(stats)`` is called after every fused chunk (progress bars, logs);
-  ``evaluate`` is an ``eval_fn`` to reuse (compiled once per image).
+  ``evaluate`` is an ``eval_fn`` to reuse (compiled once per image). With a
+  ``checkpoints.TrainCheckpointer`` the carry is saved every few steps and a rerun
+  resumes from the latest checkpoint, reaching the same result. A chunk that ends
+  with a non-finite loss is rolled back and retried with half the learning rate.
   """
   image = jnp.asarray(image, jnp.float32)
   tc = config.train
@@ -159,21 +170,42 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = build_chunk_fn(codec, config, optimizer, chunk_size)
   hyper = {"lmbda": jnp.float32(config.lmbda), "soft_steps": jnp.int32(soft_steps),
-           "total_steps": jnp.int32(total)}
+           "total_steps": jnp.int32(total), "lr_scale": jnp.float32(1.0)}
   carry = (params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train, params,
-           jnp.asarray(jnp.inf, jnp.float32))
+           jnp.asarray(jnp.inf, jnp.float32), hyper["lr_scale"])
   done = 0
+  if checkpointer is not None:
+    done, restored = checkpointer.restore(carry)
+    if restored is not None:
+      carry = restored
+  rollbacks = 0
   while done < total:
     t0 = time.perf_counter()
-    carry, aux = chunk(carry, image, hyper)
+    hyper["lr_scale"] = carry[6]
+    new_carry, aux = chunk(carry[:6], image, hyper)
     aux = jax.device_get(aux)
+    if not np.isfinite(aux["loss"]):
+      rollbacks += 1
+      if rollbacks > max_rollbacks:
+        raise TrainingDivergedError(
+            f"loss is not finite at step {done + chunk_size} even after lowering the "
+            f"learning rate {max_rollbacks} times; try a smaller learning_rate")
+      carry = carry[:6] + (carry[6] * 0.5,)
+      logger.warning("non-finite loss in steps %d..%d: rolled back, learning rate "
+                     "scaled by %.3g", done, done + chunk_size, float(carry[6]))
+      continue
+    carry = new_carry + (carry[6],)
     n = min(chunk_size, total - done)
     done += n
+    if checkpointer is not None:
+      checkpointer.maybe_save(done, carry, force=done >= total)
     if on_chunk is not None:
       on_chunk(ChunkStats(step=done, phase="soft" if done <= soft_steps else "ste",
                           loss=float(aux["loss"]), psnr=_psnr(float(aux["mse"])),
                           bpp=float(aux["bpp_latents"] + aux["bpp_weights"]),
                           steps_per_second=n / (time.perf_counter() - t0)))
+  if checkpointer is not None:
+    checkpointer.close()
   params, best_params, best_loss = carry[0], carry[4], float(carry[5])
   if ste_steps == 0:
     return params
