@@ -13,11 +13,11 @@ def default() -> ml_collections.ConfigDict:
   config.output_dir = "runs/compress"
   config.seed = 0
   config.lmbda = 0.002          # RD trade-off: loss = MSE + lmbda * bpp.
-  config.num_steps = 1000       # Total overfitting steps (soft + straight-through).
+  config.num_steps = 600        # Total overfitting steps (soft + straight-through).
   config.max_pixels = 4096 * 4096
 
   config.model = ml_collections.ConfigDict()
-  config.model.latents = dict(num_grids=7, q_step=0.4, base_gain=1.0, gain_growth=2.0)
+  config.model.latents = dict(num_grids=7, q_step=0.4, base_gain=20.0, gain_growth=1.0)
   config.model.arm_context = dict(rows=3, cols=3)          # 24 causal neighbours.
   config.model.arm = dict(hidden=(18, 18), activation="relu")
   config.model.lsn = dict(hidden=(18, 18), num_res_convs=2, kernel_size=3,
@@ -33,6 +33,9 @@ def default() -> ml_collections.ConfigDict:
   config.train.kumaraswamy = (2.0, 1.0)    # Noise shape a: 1 = uniform.
   config.train.weight_delta = 1.0 / 128    # Step used to estimate weight bits in the loss.
   config.train.chunk_size = 50             # Steps fused in one jit-compiled lax.scan.
+
+  # Resumable encodes: orbax checkpoints of the training state ("" = off).
+  config.checkpoint = ml_collections.ConfigDict(dict(dir="", every_steps=200))
 
   config.quant = ml_collections.ConfigDict()
   # Candidate weight step sizes (log-spaced) searched per network after training.
