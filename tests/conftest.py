@@ -11,14 +11,14 @@ jax.config.update("jax_compilation_cache_dir",
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+def smooth_image(height: int, width: int, seed: int = 0, noise: float = 0.03) -> np.ndarray:
   """A smooth colourful ``(H, W, 3) float32`` test image in [0, 1] with some texture."""
   rng = np.random.default_rng(seed)
   y, x = np.mgrid[0:height, 0:width] / max(height, width)
   img = np.stack([0.5 + 0.4 * np.sin(6 * x + 1.0 * rng.random()),
                   0.5 + 0.4 * np.cos(5 * y + 2 * x),
                   0.5 + 0.3 * np.sin(9 * x * y + 3 * y)], axis=-1)
-  img += 0.03 * rng.standard_normal(img.shape)
+  img += noise * rng.standard_normal(img.shape)
   return np.clip(img, 0, 1).astype(np.float32)
 
 

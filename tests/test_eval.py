@@ -140,3 +140,17 @@ def test_rd_plot_writes_png(tmp_path):
   data = path.read_bytes()
   assert data.startswith(b"\x89PNG") and len(data) > 1000
   assert not [p for p in path.parent.iterdir() if p.name != "rd.png"]   # no temp files left
+
+
+def test_bd_rate_linear_on_two_point_curves():
+  from moric_jax.eval import bdrate
+  r = [0.2, 0.8]
+  d = [28.0, 34.0]
+  assert abs(bdrate.bd_rate_linear(r, d, r, d)) < 1e-9
+  more = [x * 1.2 for x in r]
+  assert abs(bdrate.bd_rate_linear(r, d, more, d) - 20.0) < 1e-6
+  value, method = bdrate.bd_rate_auto(r, d, more, d)
+  assert method == "linear" and abs(value - 20.0) < 1e-6
+  import pytest
+  with pytest.raises(ValueError, match="overlap"):
+    bdrate.bd_rate_linear(r, d, r, [40.0, 45.0])

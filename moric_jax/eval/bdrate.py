@@ -160,3 +160,37 @@ def load_anchors(anchor_dir: str | os.PathLike) -> dict[str, list[tuple[float, f
 def as_arrays(points: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]]:
   """``[(bpp, psnr), ...]`` -> ``([bpp, ...], [psnr, ...])``."""
   return [float(p[0]) for p in points], [float(p[1]) for p in points]
+
+
+def bd_rate_linear(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float],
+                   test_bpp: Sequence[float], test_psnr: Sequence[float]) -> float:
+  """BD-rate (percent) with piecewise-linear log-rate(PSNR) curves; needs 2+ points each.
+
+  For short curves (e.g. a 2-lambda sweep) where the cubic fits of ``bd_rate`` are
+  undefined. Pareto fronts are taken first; the mean log-rate difference is taken
+  over the overlapping PSNR range.
+  """
+  curves = []
+  for name, r, d in (("anchor", anchor_bpp, anchor_psnr), ("test", test_bpp, test_psnr)):
+    r, d = pareto_front(r, d)
+    if len(r) < 2:
+      raise ValueError(f"{name} curve: need at least 2 points on its Pareto front")
+    curves.append((np.log(np.asarray(r)), np.asarray(d)))
+  lo = max(curves[0][1][0], curves[1][1][0])
+  hi = min(curves[0][1][-1], curves[1][1][-1])
+  if not hi > lo:
+    raise ValueError("the curves do not overlap in PSNR: BD is undefined")
+  grid = np.linspace(lo, hi, 1001)
+  diff = np.interp(grid, curves[1][1], curves[1][0]) - np.interp(grid, curves[0][1],
+                                                                 curves[0][0])
+  return float((np.exp(np.mean(diff)) - 1.0) * 100.0)
+
+
+def bd_rate_auto(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float],
+                 test_bpp: Sequence[float], test_psnr: Sequence[float]
+                 ) -> tuple[float, str]:
+  """``(bd_rate_percent, method)``: Akima when both curves allow it, else linear."""
+  try:
+    return bd_rate(anchor_bpp, anchor_psnr, test_bpp, test_psnr), "akima"
+  except ValueError:
+    return bd_rate_linear(anchor_bpp, anchor_psnr, test_bpp, test_psnr), "linear"

@@ -1,0 +1,17 @@
+"""Standard CPU benchmark: 256x256 centre crops of four Kodak images, 4 lambdas.
+
+About an hour on 2 CPU cores (lambda-batched training).
+
+  python -m experiments.sweep --config=configs/bench_cpu.py --config.output_dir=runs/bench_cpu
+"""
+from configs import sweep
+
+
+def get_config():
+  config = sweep.get_config()
+  config.images = ",".join(f"../shared/data/kodak/kodim{i:02d}.png" for i in (1, 4, 14, 23))
+  config.crop = 256
+  config.lmbdas = (0.0005, 0.001, 0.002, 0.004)
+  config.num_steps = 1500
+  config.output_dir = "runs/bench_cpu"
+  return config

@@ -1,0 +1,18 @@
+"""Sweep: every (image, lambda) encoded to a real file, decoded, compared to baselines.
+
+  python -m experiments.sweep --config=configs/sweep.py \
+      --config.images='../shared/data/kodak/kodim0[1-4].png' \
+      --config.lmbdas=0.0005,0.002,0.008 --config.output_dir=runs/sweep
+"""
+from moric_jax import presets
+
+
+def get_config():
+  config = presets.default()
+  config.images = "data/samples/kodim23.png"   # Glob or comma-separated paths.
+  config.lmbdas = (0.0005, 0.002, 0.008)
+  config.crop = 0                               # Centre crop size in px (0 = full image).
+  config.baselines = ("jpeg", "webp", "avif", "jpegxl")
+  config.batch_lmbdas = True    # Train an image's lambdas together (vmap, sharded).
+  config.output_dir = "runs/sweep"
+  return config
