@@ -54,9 +54,8 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=True)
   carry = _stack((params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train,
                   params, jnp.asarray(jnp.inf, jnp.float32)), padded)
-  hyper = {"lmbda": jnp.asarray(lm, jnp.float32),
-           "soft_steps": jnp.full((padded,), soft_steps, jnp.int32),
-           "total_steps": jnp.full((padded,), total, jnp.int32)}
+  hyper = _stack(overfit_lib.hyper_params(config, soft_steps, total), padded)
+  hyper["lmbda"] = jnp.asarray(lm, jnp.float32)
   image_j = jnp.asarray(image, jnp.float32)
   if len(devices) > 1:
     mesh = Mesh(np.asarray(devices), ("batch",))

@@ -79,8 +79,8 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   batch trains in one program, sharded by whatever sharding its inputs carry.
 
   carry = (params, opt_state, step, key, best_params, best_loss); hyper = dict of
-  traced scalars ``lmbda``, ``soft_steps``, ``total_steps``, so one compiled program
-  serves every lambda and step count of a given image size and model. Both phases
+  traced scalars (``hyper_params``), so one compiled program serves every lambda,
+  learning rate and step count of a given image size and model. Both phases
   live in the program (the phase is derived from the step); steps past
   ``total_steps`` leave the carry unchanged, so the last chunk needs no retrace.
   """
@@ -104,9 +104,9 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
                                          best_params, params)
     best_loss = jnp.where(better, loss, best_loss)
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
-    lr = schedules.learning_rate(step, soft_steps, tc.learning_rate,
-                                 tc.ste_learning_rate)
-    lr = lr * hyper.get("lr_scale", 1.0)
+    lr = schedules.learning_rate(step, soft_steps, hyper["learning_rate"],
+                                 hyper["ste_learning_rate"])
+    lr = lr * hyper["lr_scale"]
     scale = {k: -lr * (tc.latent_lr_scale if k == "latents" else 1.0) for k in updates}
     updates = {k: jax.tree_util.tree_map(lambda u, s=scale[k]: s * u, v)
                for k, v in updates.items()}
@@ -141,6 +141,14 @@ def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
       params, jnp.float32(default_lmbda if lmbda is None else lmbda))
 
 
+def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int) -> dict:
+  """Traced scalars of the training program (changing them needs no recompile)."""
+  return {"lmbda": jnp.float32(config.lmbda), "soft_steps": jnp.int32(soft_steps),
+          "total_steps": jnp.int32(total), "lr_scale": jnp.float32(1.0),
+          "learning_rate": jnp.float32(config.train.learning_rate),
+          "ste_learning_rate": jnp.float32(config.train.ste_learning_rate)}
+
+
 class TrainingDivergedError(RuntimeError):
   """Training kept producing non-finite losses after lowering the learning rate."""
 
@@ -169,8 +177,7 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   optimizer = make_optimizer(tc.clip_norm)
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = build_chunk_fn(codec, config, optimizer, chunk_size)
-  hyper = {"lmbda": jnp.float32(config.lmbda), "soft_steps": jnp.int32(soft_steps),
-           "total_steps": jnp.int32(total), "lr_scale": jnp.float32(1.0)}
+  hyper = hyper_params(config, soft_steps, total)
   carry = (params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train, params,
            jnp.asarray(jnp.inf, jnp.float32), hyper["lr_scale"])
   done = 0
