@@ -4,6 +4,13 @@ The decoder path imports only ``model/`` (forward pass) and ``coding/``; trainin
 is imported lazily by ``encode``. ``encode`` reports the reconstruction produced by
 ``decode`` itself on the written bytes, so ``decode(data)`` equals
 ``info["reconstruction"]`` bit for bit on the same machine.
+
+Robustness: ``decode`` refuses images above ``max_pixels`` (default
+``bitstream.DEFAULT_DECODE_MAX_PIXELS``) and payloads too short for the claimed image
+before allocating anything sized by the image, and stops as soon as the entropy coder
+runs dry, so a corrupt or crafted file costs time and memory bounded by its length.
+Grey images (2-D input arrays, or ``(H, W, 1)``) are stored with header mode ``L8``
+and decode to ``(H, W) uint8``; RGB decodes to ``(H, W, 3) uint8``.
 """
 from __future__ import annotations
 
@@ -28,7 +35,10 @@ NETWORKS = ("arm", "lsn")
 
 @dataclasses.dataclass
 class Decoded:
-  """Everything parsed from a file. ``image``: ``(H, W, 3) uint8``."""
+  """Everything parsed from a file.
+
+  ``image``: ``(H, W, 3) uint8`` (mode RGB8) or ``(H, W) uint8`` (mode L8).
+  """
   header: bitstream.Header
   int_weights: dict
   symbols: list[np.ndarray]
@@ -41,10 +51,18 @@ def build_codec(header: bitstream.Header) -> Codec:
   return Codec.from_config(header.arch.model_config(), header.height, header.width)
 
 
-@functools.lru_cache(maxsize=4)
-def _templates(arch: bitstream.Architecture, height: int, width: int):
-  """Per network: (treedef, leaf shapes) of the parameter tree, without computing."""
-  codec = Codec.from_config(arch.model_config(), height, width)
+def _templates(arch: bitstream.Architecture, height: int = 1, width: int = 1):
+  """Per network: (treedef, leaf shapes) of the parameter tree, without computing.
+
+  The ARM and LSN parameter shapes do not depend on the image size.
+  """
+  del height, width
+  return _network_templates(arch)
+
+
+@functools.lru_cache(maxsize=16)
+def _network_templates(arch: bitstream.Architecture):
+  codec = Codec.from_config(arch.model_config(), 1, 1)
   shapes = jax.eval_shape(codec.init, jax.random.PRNGKey(0))
   out = {}
   for n in NETWORKS:
@@ -71,16 +89,70 @@ def _integer_arm(header: bitstream.Header, arm_ints) -> integer_arm.IntegerARM:
                                     header.arm_frac_bits)
 
 
-def decode_full(data: bytes, arm_fn=None) -> Decoded:
-  """Parses ``data`` and reconstructs the image; raises ``BitstreamError``."""
-  header, payload = bitstream.read(data)
-  t0 = time.perf_counter()
-  templates = _templates(header.arch, header.height, header.width)
+class _GuardedCoder:
+  """Wraps the ANS decoder: refuses to decode once the payload is used up.
+
+  A decoder that ran dry keeps returning the first symbol of every table for free, so
+  a short payload with a header claiming a large image would otherwise run through
+  every latent. In a valid file the coder is empty before the last symbol only if
+  every remaining symbol is the first entry of its table (a residual of exactly
+  ``-radius`` at the very end of the decode order), which trained latents never give;
+  the encoder checks its own output with this decoder.
+  """
+
+  def __init__(self, coder):
+    self._coder = coder
+
+  def decode(self, *args):
+    if self._coder.is_empty():
+      raise BitstreamError("truncated payload: the entropy-coded data ends before "
+                           "the last symbol")
+    return self._coder.decode(*args)
+
+  def is_empty(self) -> bool:
+    return self._coder.is_empty()
+
+
+def check_limits(header: bitstream.Header, payload: bytes,
+                 max_pixels: int | None = bitstream.DEFAULT_DECODE_MAX_PIXELS) -> list[int]:
+  """Refuses headers the decoder should not act on; returns the weight tensor sizes.
+
+  Checks, before anything sized by the image is allocated: the pixel limit, the
+  number of weight tensors against the architecture, and that the payload is long
+  enough to hold the claimed weights and latents (``bitstream.min_payload_bits``).
+  """
+  pixels = header.height * header.width
+  if max_pixels is not None and pixels > max_pixels:
+    raise BitstreamError(
+        f"image is {header.width}x{header.height} = {pixels} pixels, above the decoder "
+        f"limit of {max_pixels} (raise max_pixels / --max-pixels to decode it)")
+  templates = _templates(header.arch)
   sizes = [int(np.prod(s)) for n in NETWORKS for s in templates[n][1]]
   if len(sizes) != len(header.scales):
     raise BitstreamError(f"header has {len(header.scales)} weight scales, the "
                          f"architecture has {len(sizes)} tensors")
-  coder = rans.new_decoder(payload)
+  num_latents = sum(h * w for h, w in latents_lib.grid_shapes(
+      header.height, header.width, header.arch.num_grids))
+  need = bitstream.min_payload_bits(header.scales, sizes, num_latents)
+  if 8 * len(payload) < need:
+    raise BitstreamError(
+        f"payload of {len(payload)} bytes is too short for a {header.width}x"
+        f"{header.height} image ({num_latents} latents need at least {need / 8:.0f} bytes)")
+  return sizes
+
+
+def decode_full(data: bytes, arm_fn=None,
+                max_pixels: int | None = bitstream.DEFAULT_DECODE_MAX_PIXELS) -> Decoded:
+  """Parses ``data`` and reconstructs the image; raises ``BitstreamError``.
+
+  ``max_pixels``: largest image (height * width) decoded; ``None`` = only the format's
+  own limit (``bitstream.MAX_PIXELS``).
+  """
+  header, payload = bitstream.read(data)
+  t0 = time.perf_counter()
+  sizes = check_limits(header, payload, max_pixels)
+  templates = _templates(header.arch)
+  coder = _GuardedCoder(rans.new_decoder(payload))
   flat = weights_coding.decode_tensors(coder, sizes, list(header.scales))
   int_weights, i = {}, 0
   for n in NETWORKS:
@@ -98,13 +170,25 @@ def decode_full(data: bytes, arm_fn=None) -> Decoded:
   lsn_params = weights_lib.dequantize_tree(int_weights["lsn"], header.delta_lsn)
   synth = _synthesis_fn(header.arch, header.height, header.width)
   image = np.asarray(synth(lsn_params, [jnp.asarray(s) for s in symbols]))
+  if header.mode == bitstream.MODE_L8:
+    image = rgb_to_grey(image)
   t2 = time.perf_counter()
   return Decoded(header, int_weights, symbols, image, t1 - t0, t2 - t1)
 
 
-def decode(data: bytes) -> np.ndarray:
-  """``.moric`` bytes -> ``(H, W, 3) uint8`` image. Raises ``BitstreamError``."""
-  return decode_full(data).image
+def rgb_to_grey(image: np.ndarray) -> np.ndarray:
+  """``(H, W, 3) uint8`` -> ``(H, W) uint8``: rounded mean of the channels (integers)."""
+  s = np.asarray(image, np.uint16).sum(axis=-1)
+  return ((s + 1) // 3).astype(np.uint8)
+
+
+def decode(data: bytes,
+           max_pixels: int | None = bitstream.DEFAULT_DECODE_MAX_PIXELS) -> np.ndarray:
+  """``.moric`` bytes -> ``(H, W, 3) uint8`` image (``(H, W)`` for grey files).
+
+  Raises ``BitstreamError`` for corrupt files and for images above ``max_pixels``.
+  """
+  return decode_full(data, max_pixels=max_pixels).image
 
 
 def info(data: bytes) -> dict:
@@ -113,21 +197,24 @@ def info(data: bytes) -> dict:
   a = header.arch
   pixels = header.height * header.width
   return {"version": bitstream.VERSION, "height": header.height, "width": header.width,
-          "mode": "RGB8", "num_regions": header.num_regions,
+          "mode": bitstream.MODE_NAMES[header.mode], "num_regions": header.num_regions,
           "bytes": len(data), "header_bytes": len(data) - len(payload),
           "payload_bytes": len(payload), "bpp": 8.0 * len(data) / pixels,
           "architecture": dataclasses.asdict(a),
           "arm_weight_frac_bits": header.arm_frac_bits,
           "delta_arm": header.delta_arm, "delta_lsn": header.delta_lsn,
           "weight_scales": list(header.scales),
-          "num_wavefronts": wavefront.front_order(
-              tuple(latents_lib.grid_shapes(header.height, header.width, a.num_grids)),
-              a.context_rows, a.context_cols).num_fronts}
+          "num_wavefronts": _num_fronts(header)}
+
+
+def _num_fronts(header: bitstream.Header) -> int:
+  """``w_0 + (cols + 1) * (h_0 - 1)`` (grid 0 is the largest), without allocating."""
+  return header.width + (header.arch.context_cols + 1) * (header.height - 1)
 
 
 def write_file(height: int, width: int, arch: bitstream.Architecture,
-               deltas: dict, int_weights: dict, symbols: list[np.ndarray]
-               ) -> tuple[bytes, dict]:
+               deltas: dict, int_weights: dict, symbols: list[np.ndarray],
+               mode: int = bitstream.MODE_RGB8) -> tuple[bytes, dict]:
   """Entropy codes quantized weights and symbols -> ``(bytes, bits)``.
 
   ``bits`` holds the ideal code lengths under the integer model (what the payload
@@ -148,13 +235,17 @@ def write_file(height: int, width: int, arch: bitstream.Architecture,
     raise ValueError("too many weight tensors for the header")
   scales, weight_bits = weights_coding.encode_tensors(coder, tensors)
   header = bitstream.Header(height, width, arch, frac_bits, delta_arm, delta_lsn,
-                            tuple(scales))
+                            tuple(scales), mode)
   data = bitstream.write(header, rans.payload_bytes(coder))
   return data, {"latents": latent_bits, "weights": weight_bits}
 
 
 def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict]:
   """Encodes an image (``(H, W, 3)`` uint8 or float in [0, 1]) with ``config``.
+
+  A 2-D ``(H, W)`` (or ``(H, W, 1)``) image is coded as grey (header mode ``L8``; the
+  networks see it as three equal channels) and decodes to ``(H, W) uint8``. Images
+  above ``config.max_pixels`` pixels are refused with ``ImageError``.
 
   Returns ``(data, info)``; ``info`` has ``bpp`` (file bits / pixels),
   ``bpp_estimated`` (ideal bits of the payload under the integer model / pixels),
@@ -165,12 +256,30 @@ def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict
   from moric_jax.train import compress
 
   t0 = time.perf_counter()
-  image = image_io.validate_image(image)
+  arr = np.asarray(image)
+  grey = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1)
+  if arr.ndim == 3 and arr.shape[2] == 1:
+    arr = arr[:, :, 0]
+  image = image_io.validate_image(arr)
+  h, w = image.shape[:2]
+  max_pixels = config.get("max_pixels")
+  if max_pixels is not None and h * w > max_pixels:
+    raise image_io.ImageError(f"image has {w}x{h} = {h * w} pixels, above the limit "
+                              f"of {max_pixels} (config.max_pixels)")
+  if max(h, w) > bitstream.MAX_SIDE or h * w > bitstream.MAX_PIXELS:
+    raise image_io.ImageError(f"image {w}x{h} is above the format's limits "
+                              f"({bitstream.MAX_SIDE} per side, "
+                              f"{bitstream.MAX_PIXELS} pixels)")
+  mode = bitstream.MODE_L8 if grey else bitstream.MODE_RGB8
   arch = bitstream.Architecture.from_model_config(config.model)
   result = compress.compress_image(image, config, on_chunk=on_chunk)
-  h, w = image.shape[:2]
-  data, bits = write_file(h, w, arch, result.deltas, result.int_weights, result.symbols)
-  decoded = decode_full(data)
+  data, bits = write_file(h, w, arch, result.deltas, result.int_weights, result.symbols,
+                          mode)
+  try:
+    decoded = decode_full(data, max_pixels=None)
+  except BitstreamError as e:
+    raise RuntimeError(f"internal error: the encoder's output does not decode: {e}"
+                       ) from None
   if not all(np.array_equal(a, b) for a, b in zip(decoded.symbols, result.symbols)):
     raise RuntimeError("internal error: decoded latents differ from the encoded ones")
   encode_seconds = time.perf_counter() - t0
@@ -185,7 +294,9 @@ def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict
       "bpp_weights": bits["weights"] / pixels,
       "bpp_header": 8.0 * header_bytes / pixels,
       "bpp_estimated_float": m.get("bpp_estimated"),
-      "psnr": metrics.psnr_uint8(decoded.image, image_io.to_uint8(image)),
+      "psnr": metrics.psnr_uint8(
+          decoded.image, image_io.to_uint8(image[..., 0] if grey else image)),
+      "mode": bitstream.MODE_NAMES[mode],
       "psnr_float_weights": m.get("psnr"),
       "bytes": len(data), "header_bytes": header_bytes,
       "payload_bytes": len(data) - header_bytes,

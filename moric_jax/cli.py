@@ -1,12 +1,19 @@
 """``moric`` command line: encode / decode / info of ``.moric`` files.
 
   moric encode IN -o OUT.moric [--config FILE] [--preset default|fast|paper]
-                               [--lmbda X] [--steps N] [--json]
-  moric decode IN.moric -o OUT.png [--json]
+                               [--lmbda X] [--steps N] [--max-pixels N] [--json]
+  moric decode IN.moric -o OUT.png [--max-pixels N] [--json]
   moric info IN.moric [--json]
 
-User mistakes (missing or bad files, bad images, bad options) exit with status 1 and
-one line on stderr; ``--json`` prints one JSON object on stdout.
+User mistakes (missing or bad files, bad images, bad options, images or files above
+the pixel limit) exit with status 1 and one line on stderr; ``--json`` prints one JSON
+object on stdout. Ctrl-C (SIGINT) or SIGTERM exits with status 130 and one line; the
+output file is only ever replaced whole (temp file + rename), so an interrupted run
+leaves an existing output untouched.
+
+Grey inputs (L, LA, 1, 16-bit grey) are coded as grey and decode to a grey PNG; notes
+about lossy input conversions (16-bit to 8-bit, CMYK to RGB, ...) go to stderr (or
+``"notes"`` in the JSON).
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -78,7 +86,14 @@ def cmd_encode(args) -> int:
     if args.steps < 1:
       raise UserError(f"--steps must be >= 1, got {args.steps}")
     config.num_steps = args.steps
-  image = image_io.load_image(args.input, max_pixels=config.get("max_pixels"))
+  if args.max_pixels is not None:
+    config.max_pixels = args.max_pixels
+  notes: list[str] = []
+  image = image_io.load_image(args.input, max_pixels=config.get("max_pixels"),
+                              keep_grey=True, notes=notes)
+  if not args.json:
+    for note in notes:
+      print(f"moric encode: note: {note}", file=sys.stderr)
   bar = None
   on_chunk = None
   if not args.json:
@@ -96,6 +111,7 @@ def cmd_encode(args) -> int:
   image_io.atomic_write_bytes(args.output, data)
   info = _jsonable(info)
   info["output"] = str(args.output)
+  info["notes"] = notes
   if args.json:
     print(json.dumps(info))
   else:
@@ -109,12 +125,13 @@ def cmd_decode(args) -> int:
   from moric_jax import api, image_io
   data = _read_bytes(args.input)
   t0 = time.perf_counter()
-  decoded = api.decode_full(data)
+  decoded = api.decode_full(data, max_pixels=args.max_pixels)
   seconds = time.perf_counter() - t0
   image_io.save_png(args.output, decoded.image)
   out = {"decode_seconds": seconds, "entropy_decode_seconds": decoded.entropy_seconds,
          "synthesis_seconds": decoded.synthesis_seconds,
          "height": decoded.header.height, "width": decoded.header.width,
+         "mode": "L8" if decoded.image.ndim == 2 else "RGB8",
          "output": str(args.output)}
   if args.json:
     print(json.dumps(out))
@@ -134,7 +151,18 @@ def cmd_info(args) -> int:
   return 0
 
 
+def _pixel_limit(text: str) -> int:
+  try:
+    n = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+  if n < 1:
+    raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+  return n
+
+
 def build_parser() -> argparse.ArgumentParser:
+  from moric_jax.coding.bitstream import DEFAULT_DECODE_MAX_PIXELS
   p = argparse.ArgumentParser(prog="moric", description="MoRIC JAX image codec")
   sub = p.add_subparsers(dest="command", required=True)
   e = sub.add_parser("encode", help="compress an image into a .moric file")
@@ -144,11 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument("--preset", default="default", choices=["default", "fast", "paper"])
   e.add_argument("--lmbda", type=float)
   e.add_argument("--steps", type=int)
+  e.add_argument("--max-pixels", type=_pixel_limit, metavar="N",
+                 help="refuse images with more pixels (default: config.max_pixels)")
   e.add_argument("--json", action="store_true")
   e.set_defaults(func=cmd_encode)
   d = sub.add_parser("decode", help="decode a .moric file to PNG")
   d.add_argument("input")
   d.add_argument("-o", "--output", required=True)
+  d.add_argument("--max-pixels", type=_pixel_limit, metavar="N",
+                 default=DEFAULT_DECODE_MAX_PIXELS,
+                 help=f"refuse files of larger images (default {DEFAULT_DECODE_MAX_PIXELS})")
   d.add_argument("--json", action="store_true")
   d.set_defaults(func=cmd_decode)
   i = sub.add_parser("info", help="show the header of a .moric file")
@@ -158,8 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
+def _terminate(signum, frame):
+  raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  old_term = None
+  try:  # SIGTERM cleans up like Ctrl-C (temp files removed, one line, status 130).
+    old_term = signal.signal(signal.SIGTERM, _terminate)
+  except ValueError:  # not the main thread
+    pass
+  try:
+    return _run(args)
+  finally:
+    if old_term is not None:
+      signal.signal(signal.SIGTERM, old_term)
+
+
+def _run(args) -> int:
   from moric_jax.errors import BitstreamError
   from moric_jax.image_io import ImageError
   try:
@@ -170,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
   except OSError as e:  # unwritable output, disk full, ...
     print(f"moric {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
           file=sys.stderr)
+    return EXIT_USER_ERROR
+  except MemoryError:
+    print(f"moric {args.command}: error: out of memory", file=sys.stderr)
     return EXIT_USER_ERROR
   except KeyboardInterrupt:
     print(f"moric {args.command}: interrupted", file=sys.stderr)

@@ -17,15 +17,22 @@ class ImageError(ValueError):
   """A user-facing problem with an input image (missing, unreadable, unsupported)."""
 
 
-def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+def load_image(path: str | os.PathLike, max_pixels: int | None = None,
+               keep_grey: bool = False, notes: list[str] | None = None) -> np.ndarray:
   """Reads an image file into a ``(H, W, 3) float32`` array in ``[0, 1]``.
 
-  EXIF orientation is applied; grey, palette and opaque-alpha images become RGB;
-  16-bit images are scaled to [0, 1] and rounded to 8 bits by the codec's output.
+  Conversions (see ``pil_to_array``): EXIF orientation is applied; palette and
+  opaque-alpha images become RGB (a non-opaque alpha is refused); CMYK and other
+  colour modes are converted to RGB without colour management; 16-bit images are
+  scaled to [0, 1] (the codec's output has 8 bits per channel). Grey images become
+  three equal channels, or ``(H, W)`` with ``keep_grey=True`` (coded as grey).
+  Human-readable notes about lossy conversions are appended to ``notes``.
+
+  The pixel limit is checked from the header, before the pixels are decoded.
 
   Raises:
-    ImageError: missing file, not an image, empty image, too many pixels or a
-      non-opaque alpha channel.
+    ImageError: missing file, not an image, empty image, too many pixels, an
+      unsupported mode or a non-opaque alpha channel.
   """
   path = Path(path)
   if not path.exists():
@@ -34,36 +41,95 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     raise ImageError(f"not a file: {path}")
   try:
     with Image.open(path) as im:
+      _check_size(im.size, max_pixels, str(path))
+      sixteen = any(";16" in str(getattr(t, "args", t[3] if len(t) > 3 else ""))
+                    for t in (im.tile or []))
       im.load()
+      if getattr(im, "n_frames", 1) > 1 and notes is not None:
+        notes.append(f"{path.name} has {im.n_frames} frames; only the first is coded")
       im = ImageOps.exif_transpose(im)
-      return pil_to_array(im, max_pixels=max_pixels, name=str(path))
+      if sixteen and im.mode in ("RGB", "RGBA") and notes is not None:
+        notes.append("16-bit channels reduced to 8 bits (the codec codes 8 bits)")
+      return pil_to_array(im, max_pixels=max_pixels, name=str(path),
+                          keep_grey=keep_grey, notes=notes)
+  except ImageError:
+    raise
   except UnidentifiedImageError:
     raise ImageError(f"not a readable image: {path}") from None
-  except (OSError, SyntaxError) as e:  # truncated / corrupt files
+  except Image.DecompressionBombError as e:
+    raise ImageError(f"image {path} is too large: {e}") from None
+  except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated / corrupt files
     raise ImageError(f"cannot read image {path}: {e}") from None
 
 
-def pil_to_array(im: Image.Image, max_pixels: int | None = None,
-                 name: str = "image") -> np.ndarray:
-  """Converts a PIL image to ``(H, W, 3) float32`` in ``[0, 1]``."""
-  w, h = im.size
+def _check_size(size, max_pixels: int | None, name: str) -> None:
+  w, h = size
   if w == 0 or h == 0:
     raise ImageError(f"{name} is empty ({w}x{h})")
   if max_pixels is not None and w * h > max_pixels:
     raise ImageError(
         f"{name} has {w}x{h} = {w * h} pixels, above the limit of {max_pixels}")
-  if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-    arr = np.asarray(im, dtype=np.float64)
-    scale = 65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0
-    grey = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
-    return np.repeat(grey[:, :, None], 3, axis=2)
-  if "A" in im.mode or (im.mode == "P" and "transparency" in im.info):
-    rgba = np.asarray(im.convert("RGBA"))
-    if np.any(rgba[..., 3] != 255):
-      raise ImageError(f"{name} has a non-opaque alpha channel; flatten it first")
-    return rgba[..., :3].astype(np.float32) / 255.0
-  rgb = np.asarray(im.convert("RGB"))
+
+
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def pil_to_array(im: Image.Image, max_pixels: int | None = None, name: str = "image",
+                 keep_grey: bool = False, notes: list[str] | None = None) -> np.ndarray:
+  """Converts a PIL image to ``(H, W, 3) float32`` in ``[0, 1]``.
+
+  Grey modes (1, L, LA, I, I;16) give ``(H, W)`` when ``keep_grey`` (else three equal
+  channels). 16-bit grey (I;16) is divided by 65535; mode I (32-bit integer) is read
+  as 8-bit when its values fit in 0..255, as 16-bit when they fit in 0..65535, and
+  refused otherwise. Alpha (RGBA, LA, PA, P with transparency) must be fully opaque.
+  Float images (mode F) are refused.
+  """
+  _check_size(im.size, max_pixels, name)
+  mode = im.mode
+  if mode == "F":
+    raise ImageError(f"{name} is a 32-bit float image (mode F); convert it to 8 or 16 "
+                     "bits per channel first")
+  try:
+    if "A" in mode or "a" in mode or (mode == "P" and "transparency" in im.info):
+      if mode in ("LA", "La"):
+        la = np.asarray(im.convert("LA") if mode == "La" else im)
+        grey, alpha = la[..., 0], la[..., 1]
+        rgb = None
+      else:
+        rgba = np.asarray(im.convert("RGBA"))
+        rgb, alpha, grey = rgba[..., :3], rgba[..., 3], None
+      if np.any(alpha != 255):
+        raise ImageError(f"{name} has a non-opaque alpha channel "
+                         f"({int(np.sum(alpha != 255))} pixels); flatten it first")
+      if grey is not None:
+        return _grey(grey.astype(np.float32) / 255.0, keep_grey)
+      return rgb.astype(np.float32) / 255.0
+    if mode.startswith("I"):
+      arr = np.asarray(im).astype(np.float64)
+      if mode == "I" and arr.size and (arr.min() < 0 or arr.max() > 65535):
+        raise ImageError(f"{name} is a 32-bit integer image with values outside "
+                         "0..65535; not supported")
+      if mode.startswith("I;16") or (arr.size and arr.max() > 255):
+        scale = 65535.0
+        if notes is not None:
+          notes.append("16-bit grey reduced to 8 bits (the codec codes 8 bits)")
+      else:
+        scale = 255.0
+      return _grey(np.clip(arr / scale, 0.0, 1.0).astype(np.float32), keep_grey)
+    if mode in ("1", "L"):
+      return _grey(np.asarray(im.convert("L")).astype(np.float32) / 255.0, keep_grey)
+    if mode == "CMYK" and notes is not None:
+      notes.append("CMYK converted to RGB without colour management")
+    rgb = np.asarray(im.convert("RGB"))
+  except ImageError:
+    raise
+  except (ValueError, OSError) as e:
+    raise ImageError(f"{name}: cannot convert image mode {mode} to RGB: {e}") from None
   return rgb.astype(np.float32) / 255.0
+
+
+def _grey(g: np.ndarray, keep_grey: bool) -> np.ndarray:
+  return g if keep_grey else np.repeat(g[:, :, None], 3, axis=2)
 
 
 def validate_image(image: np.ndarray) -> np.ndarray:

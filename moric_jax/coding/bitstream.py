@@ -5,7 +5,7 @@ Layout (version 1; integers little-endian, ``varint`` = LEB128)::
   magic  b"MRC"                         3 bytes
   version                               u8  (= 1)
   height, width                         varint, varint
-  mode                                  u8  (0 = RGB, 8 bits per channel)
+  mode                                  u8  (0 = RGB, 1 = grey; 8 bits per channel)
   num_regions                           u8  (= 1: single region / background)
   arch_id                               u8  (1 = built-in V1 architecture, 0 = explicit)
   [explicit architecture, arch_id 0]:
@@ -22,6 +22,15 @@ Layout (version 1; integers little-endian, ``varint`` = LEB128)::
 The payload holds, in decode order: ARM tensors, LSN tensors, then the latents front
 by front (``wavefront.py``). Every field is checked against sane limits and the file
 length before anything is allocated; any problem raises ``BitstreamError``.
+
+Grey images (mode 1) are coded like RGB images whose three channels are equal; the
+decoder returns the rounded mean of the three synthesized channels as ``(H, W)``.
+
+Limits: ``read`` refuses sides above ``MAX_SIDE`` and sizes above ``MAX_PIXELS`` (what
+the format can hold); the decoder (``api.decode``) additionally refuses images above
+``DEFAULT_DECODE_MAX_PIXELS`` unless asked for more, and payloads too short to hold the
+claimed number of symbols (``min_payload_bits``), before allocating anything sized by
+the image.
 """
 from __future__ import annotations
 
@@ -29,16 +38,21 @@ import dataclasses
 import struct
 import zlib
 
+import numpy as np
+
 from moric_jax.coding import integer_arm, tables
 from moric_jax.errors import BitstreamError
 
 MAGIC = b"MRC"
 VERSION = 1
 MODE_RGB8 = 0
+MODE_L8 = 1
+MODE_NAMES = {MODE_RGB8: "RGB8", MODE_L8: "L8"}
 ACTIVATIONS = ("relu", "gelu")
 MAX_SIDE = 1 << 15
 MAX_PIXELS = 1 << 28
 MAX_PAYLOAD = 1 << 31
+DEFAULT_DECODE_MAX_PIXELS = 4096 * 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +247,7 @@ def read(data: bytes) -> tuple[Header, bytes]:
   if height < 1 or width < 1 or height * width > MAX_PIXELS:
     raise BitstreamError(f"bad image size {width}x{height}")
   mode = r.u8("mode")
-  if mode != MODE_RGB8:
+  if mode not in MODE_NAMES:
     raise BitstreamError(f"unsupported image mode {mode}")
   num_regions = r.u8("num_regions")
   if num_regions != 1:
@@ -281,3 +295,23 @@ def header_size(data: bytes) -> int:
   """Bytes of ``data`` that are not entropy-coded payload (header + length + CRC)."""
   _, payload = read(data)
   return len(data) - len(payload)
+
+
+def min_payload_bits(scales, tensor_sizes, num_latents: int) -> float:
+  """A lower bound on the payload bits of a valid file (for refusing bombs early).
+
+  Every coded symbol costs at least ``-log2(p_max)`` bits, ``p_max`` the largest
+  probability in its table (weights: the tensor's own scale row; latents: any latent
+  row). ANS spends at least that many bits of its state per decoded symbol, so a
+  payload shorter than this bound cannot hold the claimed weights and latents. The
+  result is scaled down by 1% (and 64 bits) to stay clear of rounding in the coder.
+  """
+  counts = tables.load_counts()
+  one = float(1 << tables.TABLE_PRECISION)
+  weight_max = counts["weight"].max(axis=1).astype(np.float64)
+  latent_max = float(counts["latent"].max())
+  bits = 0.0
+  for s, n in zip(scales, tensor_sizes):
+    bits += n * -np.log2(weight_max[s] / one)
+  bits += num_latents * -np.log2(latent_max / one)
+  return max(0.0, 0.99 * bits - 64.0)

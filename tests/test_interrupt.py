@@ -1,0 +1,111 @@
+"""Interrupted encodes never damage an existing output and leave no temp files.
+
+``moric encode`` runs in a subprocess on a small image with many steps; once the
+progress bar shows training steps it gets SIGINT (clean exit: status 130, one line, no
+traceback, no temp files) or SIGKILL. Either way the existing OUT.moric is unchanged.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from moric_jax import image_io
+from tests.conftest import smooth_image
+from tests.test_cli import ROOT
+
+OLD = b"previous output, must survive\n" * 10
+PROGRESS = re.compile(r"\|\s*([1-9]\d*)/\d+")
+
+
+def _env():
+  env = dict(os.environ)
+  env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+  env.setdefault("JAX_COMPILATION_CACHE_DIR",
+                 os.environ.get("MORIC_TEST_JAX_CACHE", "/tmp/moric_jax_test_cache"))
+  env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  return env
+
+
+def _interrupt_mid_run(tmp_path, sig):
+  src = tmp_path / "in.png"
+  # Same size and preset as tests/test_cli.py (shares the compile cache).
+  Image.fromarray(image_io.to_uint8(smooth_image(16, 24, seed=5))).save(src)
+  out = tmp_path / "out.moric"
+  out.write_bytes(OLD)
+  p = subprocess.Popen([sys.executable, "-m", "moric_jax", "encode", str(src), "-o",
+                        str(out), "--preset", "fast", "--steps", "100000"],
+                       cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+  chunks = []
+
+  def reader():
+    while True:
+      b = os.read(p.stderr.fileno(), 4096)
+      if not b:
+        return
+      chunks.append(b)
+
+  t = threading.Thread(target=reader, daemon=True)
+  t.start()
+  deadline = time.monotonic() + 240
+  try:
+    while not PROGRESS.search(b"".join(chunks).decode(errors="replace")):
+      assert p.poll() is None, b"".join(chunks).decode(errors="replace")
+      assert time.monotonic() < deadline, "encode never started training"
+      time.sleep(0.1)
+    assert out.read_bytes() == OLD
+    p.send_signal(sig)
+    rc = p.wait(timeout=120)
+  finally:
+    if p.poll() is None:
+      p.kill()
+      p.wait()
+  t.join(timeout=10)
+  stdout = p.stdout.read().decode()
+  p.stdout.close()
+  p.stderr.close()
+  return rc, stdout, b"".join(chunks).decode(errors="replace"), out
+
+
+def test_sigint_keeps_output_and_exits_cleanly(tmp_path):
+  rc, stdout, stderr, out = _interrupt_mid_run(tmp_path, signal.SIGINT)
+  assert rc == 130, stderr
+  assert out.read_bytes() == OLD
+  assert sorted(f.name for f in tmp_path.iterdir()) == ["in.png", "out.moric"]
+  assert "Traceback" not in stderr and stdout == ""
+  # Besides the progress bar (tqdm, "encode: ..."), exactly one line.
+  lines = [s.strip() for s in re.split(r"[\r\n]", stderr) if s.strip()]
+  other = [s for s in lines if not s.startswith("encode:")]
+  assert other == ["moric encode: interrupted"], stderr
+
+
+def test_sigkill_keeps_output(tmp_path):
+  rc, _, _, out = _interrupt_mid_run(tmp_path, signal.SIGKILL)
+  assert rc == -signal.SIGKILL
+  assert out.read_bytes() == OLD
+  assert sorted(f.name for f in tmp_path.iterdir()) == ["in.png", "out.moric"]
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_atomic_write_interrupted_during_write(tmp_path, monkeypatch, exc):
+  out = tmp_path / "out.moric"
+  out.write_bytes(OLD)
+
+  def boom(*a, **k):
+    raise exc("interrupted at the rename")
+
+  monkeypatch.setattr(os, "replace", boom)
+  with pytest.raises(exc):
+    image_io.atomic_write_bytes(out, b"new data")
+  assert out.read_bytes() == OLD
+  assert [f.name for f in tmp_path.iterdir()] == ["out.moric"]
+  monkeypatch.undo()
+  image_io.save_png(tmp_path / "x.png", np.zeros((2, 3, 3), np.uint8))
+  assert sorted(f.name for f in tmp_path.iterdir()) == ["out.moric", "x.png"]
