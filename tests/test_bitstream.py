@@ -129,3 +129,10 @@ def test_real_encode_round_trip_and_rate(encoded64):
   assert info["bpp"] <= info["bpp_estimated"] + 8 * (info["header_bytes"] + 8) / pixels
   meta = moric_jax.info(data)
   assert meta["height"] == 64 and meta["bytes"] == len(data)
+
+
+def test_default_preset_uses_a_builtin_architecture():
+  from moric_jax import presets
+  from moric_jax.coding import bitstream
+  arch = bitstream.Architecture.from_model_config(presets.default().model)
+  assert arch in bitstream.BUILTIN_ARCHS.values()

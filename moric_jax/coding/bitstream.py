@@ -7,7 +7,7 @@ Layout (version 1; integers little-endian, ``varint`` = LEB128)::
   height, width                         varint, varint
   mode                                  u8  (0 = RGB, 1 = grey; 8 bits per channel)
   num_regions                           u8  (= 1: single region / background)
-  arch_id                               u8  (1 = built-in V1 architecture, 0 = explicit)
+  arch_id                               u8  (1, 2 = built-in architectures, 0 = explicit)
   [explicit architecture, arch_id 0]:
     num_grids u8, q_step f64, base_gain f64, gain_growth f64,
     context rows u8, cols u8,
@@ -134,7 +134,10 @@ class Architecture:
         raise error(f"unsupported architecture: {what}")
 
 
-BUILTIN_ARCHS = {1: Architecture()}
+# Built-in architectures (a file names one with a single byte). Never change an
+# entry: add a new id. 1: C3-sized with gains 2^k; 2: the same with a flat gain of 20
+# (the default preset since it was measured better, WORKSPACE.md).
+BUILTIN_ARCHS = {1: Architecture(), 2: Architecture(base_gain=20.0, gain_growth=1.0)}
 
 
 @dataclasses.dataclass(frozen=True)
