@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import signal
 import sys
@@ -88,6 +89,12 @@ def cmd_encode(args) -> int:
     config.num_steps = args.steps
   if args.max_pixels is not None:
     config.max_pixels = args.max_pixels
+  if args.checkpoint_dir:
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+      raise UserError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    config.checkpoint.dir = args.checkpoint_dir
+    if args.checkpoint_every is not None:
+      config.checkpoint.every_steps = args.checkpoint_every
   notes: list[str] = []
   image = image_io.load_image(args.input, max_pixels=config.get("max_pixels"),
                               keep_grey=True, notes=notes)
@@ -174,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument("--steps", type=int)
   e.add_argument("--max-pixels", type=_pixel_limit, metavar="N",
                  help="refuse images with more pixels (default: config.max_pixels)")
+  e.add_argument("--checkpoint-dir", metavar="DIR",
+                 help="save training state here; rerunning the same command resumes")
+  e.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                 help="steps between checkpoints (default: config.checkpoint.every_steps)")
   e.add_argument("--json", action="store_true")
   e.set_defaults(func=cmd_encode)
   d = sub.add_parser("decode", help="decode a .moric file to PNG")
@@ -212,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
   from moric_jax.errors import BitstreamError
   from moric_jax.image_io import ImageError
+  # Library warnings (resumed checkpoint, rolled-back diverging steps) as one line each.
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter(f"moric {args.command}: %(message)s"))
+  lib_logger = logging.getLogger("moric_jax")
+  lib_logger.addHandler(handler)
+  lib_logger.propagate = False
   try:
     return args.func(args)
   except (UserError, BitstreamError, ImageError) as e:
@@ -227,6 +244,22 @@ def _run(args) -> int:
   except KeyboardInterrupt:
     print(f"moric {args.command}: interrupted", file=sys.stderr)
     return 130
+  except _training_errors() as e:  # diverged, or a checkpoint dir of another run
+    print(f"moric {args.command}: error: {e}", file=sys.stderr)
+    return EXIT_USER_ERROR
+  finally:
+    lib_logger.removeHandler(handler)
+
+
+def _training_errors() -> tuple[type, ...]:
+  """Errors of the training stage that are the user's to fix (only if it was loaded)."""
+  mods = sys.modules
+  errs: list[type] = []
+  if "moric_jax.train.overfit" in mods:
+    errs.append(mods["moric_jax.train.overfit"].TrainingDivergedError)
+  if "moric_jax.train.checkpoints" in mods:
+    errs.append(mods["moric_jax.train.checkpoints"].CheckpointMismatchError)
+  return tuple(errs)
 
 
 if __name__ == "__main__":

@@ -109,3 +109,38 @@ def test_atomic_write_interrupted_during_write(tmp_path, monkeypatch, exc):
   monkeypatch.undo()
   image_io.save_png(tmp_path / "x.png", np.zeros((2, 3, 3), np.uint8))
   assert sorted(f.name for f in tmp_path.iterdir()) == ["out.moric", "x.png"]
+
+
+def test_killed_encode_resumes_from_checkpoint_to_the_same_file(tmp_path):
+  src = tmp_path / "in.png"
+  Image.fromarray(image_io.to_uint8(smooth_image(16, 24, seed=6))).save(src)
+  base = [sys.executable, "-m", "moric_jax", "encode", str(src), "--preset", "fast",
+          "--steps", "400"]
+  ref = tmp_path / "ref.moric"
+  done = subprocess.run(base + ["-o", str(ref)], cwd=ROOT, env=_env(),
+                        capture_output=True, timeout=600)
+  assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+  out = tmp_path / "out.moric"
+  ckpt = tmp_path / "ckpt"
+  cmd = base + ["-o", str(out), "--checkpoint-dir", str(ckpt), "--checkpoint-every", "25"]
+  p = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 300
+  try:
+    # Kill once a checkpoint exists (and before the run can finish).
+    while not any(d.name.startswith("step_") and d.name[5:].isdigit()
+                  for d in (ckpt.iterdir() if ckpt.exists() else [])):
+      assert p.poll() is None, "encode ended before any checkpoint"
+      assert time.monotonic() < deadline
+      time.sleep(0.05)
+    p.kill()
+    p.wait(timeout=60)
+  finally:
+    if p.poll() is None:
+      p.kill()
+  assert not out.exists()
+  rerun = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, timeout=600)
+  assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+  assert "resuming from checkpoint at step" in rerun.stderr.decode()
+  assert out.read_bytes() == ref.read_bytes()

@@ -31,6 +31,10 @@ def run_id(image: np.ndarray, config: ml_collections.ConfigDict) -> str:
   return h.hexdigest()[:16]
 
 
+class CheckpointMismatchError(ValueError):
+  """The checkpoint directory holds the state of another run."""
+
+
 class TrainCheckpointer:
   """Saves and restores the training carry every ``every_steps`` steps."""
 
@@ -42,7 +46,7 @@ class TrainCheckpointer:
     if meta.exists():
       old = json.loads(meta.read_text()).get("run_id")
       if old != rid:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"checkpoint directory {self.directory} holds another run ({old}); "
             "use an empty directory or delete it")
     else:
