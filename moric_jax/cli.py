@@ -206,8 +206,24 @@ def _terminate(signum, frame):
   raise KeyboardInterrupt
 
 
+def _enable_compile_cache() -> None:
+  """Reuses compiled XLA programs across runs (decode of a known size: no compile)."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return  # The caller chose a cache already.
+  cache = os.environ.get("MORIC_CACHE_DIR") or os.path.join(
+      os.path.expanduser("~"), ".cache", "moric_jax", "xla")
+  try:
+    import jax
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+  except Exception:  # A cache is an optimisation only.
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  if args.command in ("encode", "decode"):
+    _enable_compile_cache()
   old_term = None
   try:  # SIGTERM cleans up like Ctrl-C (temp files removed, one line, status 130).
     old_term = signal.signal(signal.SIGTERM, _terminate)
