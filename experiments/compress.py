@@ -35,9 +35,9 @@ def main(argv):
   bar = tqdm(total=int(config.num_steps), unit="step", dynamic_ncols=True)
 
   def on_chunk(stats):
-    bar.update(stats.step - bar.n)
     bar.set_postfix(phase=stats.phase, loss=f"{stats.loss:.5f}", psnr=f"{stats.psnr:.2f}",
                     bpp=f"{stats.bpp:.4f}", refresh=False)
+    bar.update(stats.step - bar.n)
 
   result = compress_image(image, config, on_chunk=on_chunk)
   bar.close()

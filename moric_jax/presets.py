@@ -13,7 +13,7 @@ def default() -> ml_collections.ConfigDict:
   config.output_dir = "runs/compress"
   config.seed = 0
   config.lmbda = 0.002          # RD trade-off: loss = MSE + lmbda * bpp.
-  config.num_steps = 600        # Total overfitting steps (soft + straight-through).
+  config.num_steps = 400        # Total overfitting steps (soft + straight-through).
   config.max_pixels = 4096 * 4096
 
   config.model = ml_collections.ConfigDict()
@@ -41,7 +41,7 @@ def default() -> ml_collections.ConfigDict:
   # Candidate weight step sizes (log-spaced) searched per network after training.
   config.quant.delta_min = 2.0**-12
   config.quant.delta_max = 2.0**-1
-  config.quant.num_deltas = 23
+  config.quant.num_deltas = 16
   return config
 
 
