@@ -37,8 +37,7 @@ def main(argv):
       params = codec.init(jax.random.PRNGKey(0))
       chunk = overfit.build_chunk_fn(codec, config, opt, chunk_size)
       hyper = overfit.hyper_params(config, 10 * _STEPS.value, 10 * _STEPS.value)
-      carry = (params, opt.init(params), jnp.asarray(0, jnp.int32), jax.random.PRNGKey(1),
-               params, jnp.asarray(jnp.inf, jnp.float32))
+      carry = overfit.initial_carry(params, opt, jax.random.PRNGKey(1))
       t0 = time.perf_counter()
       carry, _ = chunk(carry, img, hyper)
       jax.block_until_ready(carry)

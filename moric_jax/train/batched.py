@@ -45,15 +45,13 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   padded = -(-n // len(devices)) * len(devices)
   lm = list(lmbdas) + [lmbdas[-1]] * (padded - n)
   tc = config.train
-  total = int(config.num_steps)
-  soft_steps = total - int(round(total * float(tc.ste_fraction)))
+  soft_steps, total = overfit_lib.phase_steps(config)
   k_init, k_train = jax.random.split(key)
   params = codec.init(k_init)
   optimizer = overfit_lib.make_optimizer(tc.clip_norm)
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=True)
-  carry = _stack((params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train,
-                  params, jnp.asarray(jnp.inf, jnp.float32)), padded)
+  carry = _stack(overfit_lib.initial_carry(params, optimizer, k_train), padded)
   hyper = _stack(overfit_lib.hyper_params(config, soft_steps, total), padded)
   hyper["lmbda"] = jnp.asarray(lm, jnp.float32)
   image_j = jnp.asarray(image, jnp.float32)
@@ -73,12 +71,9 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   evaluate = evaluate or overfit_lib.eval_fn(codec, jnp.asarray(image, jnp.float32), config)
   out = []
   for i in range(n):
-    last, best = _unstack(carry[0], i), _unstack(carry[4], i)
-    if total - soft_steps == 0:
-      out.append(last)
-      continue
-    last_loss = float(evaluate(last, lm[i])[0])
-    out.append(last if last_loss < float(carry[5][i]) else best)
+    last = _unstack(carry[0], i)
+    out.append(last if soft_steps == total else overfit_lib.keep_better(
+        last, _unstack(carry[4], i), carry[5][i], evaluate, lm[i]))
   return out
 
 

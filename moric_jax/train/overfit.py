@@ -149,6 +149,25 @@ def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int)
           "ste_learning_rate": jnp.float32(config.train.ste_learning_rate)}
 
 
+def phase_steps(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """``(soft_steps, total_steps)``: the straight-through phase is the last share."""
+  total = int(config.num_steps)
+  return total - int(round(total * float(config.train.ste_fraction))), total
+
+
+def initial_carry(params: dict, optimizer: optax.GradientTransformation,
+                  key: jax.Array) -> tuple:
+  """Training carry ``(params, opt_state, step, key, best_params, best_loss)``."""
+  return (params, optimizer.init(params), jnp.asarray(0, jnp.int32), key, params,
+          jnp.asarray(jnp.inf, jnp.float32))
+
+
+def keep_better(last: dict, best: dict, best_loss: float, evaluate: Callable,
+                lmbda: float | None = None) -> dict:
+  """The last parameters (never evaluated by the scan) or the best seen, by hard loss."""
+  return last if float(evaluate(last, lmbda)[0]) < float(best_loss) else best
+
+
 class TrainingDivergedError(RuntimeError):
   """Training kept producing non-finite losses after lowering the learning rate."""
 
@@ -168,9 +187,7 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   """
   image = jnp.asarray(image, jnp.float32)
   tc = config.train
-  total = int(config.num_steps)
-  ste_steps = int(round(total * float(tc.ste_fraction)))
-  soft_steps = total - ste_steps
+  soft_steps, total = phase_steps(config)
   k_init, k_train = jax.random.split(key)
   if params is None:
     params = codec.init(k_init)
@@ -178,8 +195,7 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = build_chunk_fn(codec, config, optimizer, chunk_size)
   hyper = hyper_params(config, soft_steps, total)
-  carry = (params, optimizer.init(params), jnp.asarray(0, jnp.int32), k_train, params,
-           jnp.asarray(jnp.inf, jnp.float32), hyper["lr_scale"])
+  carry = initial_carry(params, optimizer, k_train) + (hyper["lr_scale"],)
   done = 0
   if checkpointer is not None:
     done, restored = checkpointer.restore(carry)
@@ -213,10 +229,7 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
                           steps_per_second=n / (time.perf_counter() - t0)))
   if checkpointer is not None:
     checkpointer.close()
-  params, best_params, best_loss = carry[0], carry[4], float(carry[5])
-  if ste_steps == 0:
-    return params
-  # The last update was never evaluated: compare it with the best seen.
-  evaluate = evaluate or eval_fn(codec, image, config)
-  last_loss = evaluate(params)[0]
-  return params if float(last_loss) < best_loss else best_params
+  if soft_steps == total:
+    return carry[0]
+  return keep_better(carry[0], carry[4], carry[5],
+                     evaluate or eval_fn(codec, image, config))
