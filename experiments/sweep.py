@@ -31,7 +31,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from moric_jax import api, image_io
-from moric_jax.coding import bitstream
 from moric_jax.eval import baselines as baselines_lib
 from moric_jax.eval import bdrate, metrics, plots
 from moric_jax.train.batched import compress_image_batched
@@ -101,21 +100,16 @@ def append_row(path: Path, row: dict, fields: list[str]) -> None:
 def file_row(name, image, result, config, chash, commit, train_seconds, out_dir):
   """Writes the real file for one trained result, decodes it, returns the CSV row."""
   h, w = image.shape[:2]
-  arch = bitstream.Architecture.from_model_config(config.model)
-  data, bits = api.write_file(h, w, arch, result.deltas, result.int_weights,
-                              result.symbols, bitstream.MODE_RGB8)
-  lmbda = float(result.metrics["lmbda"])
-  image_io.atomic_write_bytes(out_dir / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
-  t0 = time.perf_counter()
-  decoded = api.decode(data)
-  decode_seconds = time.perf_counter() - t0
+  data, info = api.package(image, result, config)
+  image_io.atomic_write_bytes(out_dir / "files" / f"{name}_lmbda{info['lmbda']:g}.moric",
+                              data)
   target = image_io.to_uint8(image)
-  return {"image": name, "lmbda": lmbda, "bpp": metrics.bpp_from_bytes(len(data), h, w),
-          "psnr": metrics.psnr_uint8(decoded, target),
-          "ms_ssim": metrics.ms_ssim_uint8(decoded, target) if min(h, w) >= 11 else "",
-          "bytes": len(data),
-          "bpp_estimated": (bits["latents"] + bits["weights"]) / (h * w),
-          "encode_seconds": train_seconds, "decode_seconds": decode_seconds,
+  return {"image": name, "lmbda": info["lmbda"], "bpp": info["bpp"],
+          "psnr": info["psnr"],
+          "ms_ssim": (metrics.ms_ssim_uint8(info["reconstruction"], target)
+                      if min(h, w) >= 11 else ""),
+          "bytes": info["bytes"], "bpp_estimated": info["bpp_estimated"],
+          "encode_seconds": train_seconds, "decode_seconds": info["decode_seconds"],
           "steps": int(config.num_steps), "config_hash": chash, "seed": int(config.seed),
           "git_commit": commit}
 

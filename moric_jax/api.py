@@ -252,7 +252,6 @@ def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict
   ``psnr`` (of the decoded image), ``bytes``, ``header_bytes``, ``encode_seconds`` and
   ``reconstruction`` (``(H, W, 3) uint8``, exactly what ``decode(data)`` returns).
   """
-  from moric_jax.eval import metrics
   from moric_jax.train import compress
 
   t0 = time.perf_counter()
@@ -270,19 +269,36 @@ def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict
     raise image_io.ImageError(f"image {w}x{h} is above the format's limits "
                               f"({bitstream.MAX_SIDE} per side, "
                               f"{bitstream.MAX_PIXELS} pixels)")
+  result = compress.compress_image(image, config, on_chunk=on_chunk)
+  data, info_d = package(image, result, config, grey=grey)
+  info_d["encode_seconds"] = time.perf_counter() - t0
+  return data, info_d
+
+
+def package(image: np.ndarray, result, config, grey: bool = False
+            ) -> tuple[bytes, dict]:
+  """Writes the file for a trained ``CompressResult`` and decodes it back.
+
+  ``image`` is the ``(H, W, 3)`` float input; the reported ``reconstruction``, ``psnr``
+  and ``decode_seconds`` come from decoding the written bytes with the decoder's own
+  path. ``encode_seconds`` is the result's own (training + weight search).
+  """
+  from moric_jax.eval import metrics
+
+  h, w = image.shape[:2]
   mode = bitstream.MODE_L8 if grey else bitstream.MODE_RGB8
   arch = bitstream.Architecture.from_model_config(config.model)
-  result = compress.compress_image(image, config, on_chunk=on_chunk)
   data, bits = write_file(h, w, arch, result.deltas, result.int_weights, result.symbols,
                           mode)
+  t_decode = time.perf_counter()
   try:
     decoded = decode_full(data, max_pixels=None)
   except BitstreamError as e:
     raise RuntimeError(f"internal error: the encoder's output does not decode: {e}"
                        ) from None
+  decode_seconds = time.perf_counter() - t_decode
   if not all(np.array_equal(a, b) for a, b in zip(decoded.symbols, result.symbols)):
     raise RuntimeError("internal error: decoded latents differ from the encoded ones")
-  encode_seconds = time.perf_counter() - t0
   pixels = h * w
   header_bytes = len(data) - len(bitstream.read(data)[1])
   est_bits = bits["latents"] + bits["weights"]
@@ -300,8 +316,9 @@ def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict
       "psnr_float_weights": m.get("psnr"),
       "bytes": len(data), "header_bytes": header_bytes,
       "payload_bytes": len(data) - header_bytes,
-      "encode_seconds": encode_seconds, "height": h, "width": w,
-      "num_steps": int(config.num_steps), "lmbda": float(config.lmbda),
+      "encode_seconds": m.get("encode_seconds"), "decode_seconds": decode_seconds,
+      "height": h, "width": w,
+      "num_steps": int(config.num_steps), "lmbda": float(m.get("lmbda", config.lmbda)),
       "weight_deltas": {"arm": decoded.header.delta_arm, "lsn": decoded.header.delta_lsn},
       "arm_weight_frac_bits": decoded.header.arm_frac_bits,
       "reconstruction": decoded.image,
