@@ -183,16 +183,32 @@ def rgb_to_grey(image: np.ndarray) -> np.ndarray:
 
 
 def decode(data: bytes,
-           max_pixels: int | None = bitstream.DEFAULT_DECODE_MAX_PIXELS) -> np.ndarray:
+           max_pixels: int | None = bitstream.DEFAULT_DECODE_MAX_PIXELS,
+           layers: int | None = None) -> np.ndarray:
   """``.moric`` bytes -> ``(H, W, 3) uint8`` image (``(H, W)`` for grey files).
 
-  Raises ``BitstreamError`` for corrupt files and for images above ``max_pixels``.
+  ``layers``: for multi-region files, render only the first ``layers`` layers (1 =
+  background only); single-region files have one layer. Raises ``BitstreamError``
+  for corrupt files and for images above ``max_pixels``, ``ValueError`` for a
+  ``layers`` value the file does not have.
   """
+  if bitstream.file_version(data) == 2:
+    from moric_jax import layered
+    return layered.decode_layered(data, max_pixels=max_pixels, layers=layers).image
+  if layers is not None and int(layers) != 1:
+    raise ValueError(f"this file has a single layer; --layers {layers} asks for more")
   return decode_full(data, max_pixels=max_pixels).image
 
 
 def info(data: bytes) -> dict:
-  """Header fields and sizes of a ``.moric`` file (no decoding)."""
+  """Header fields and sizes of a ``.moric`` file (no decoding).
+
+  Multi-region files also list ``regions``: per region its lambda and the bits of its
+  contour, LSN weights and latents (section sizes).
+  """
+  if bitstream.file_version(data) == 2:
+    from moric_jax import layered
+    return layered.region_info(data)
   header, payload = bitstream.read(data)
   a = header.arch
   pixels = header.height * header.width
@@ -240,8 +256,14 @@ def write_file(height: int, width: int, arch: bitstream.Architecture,
   return data, {"latents": latent_bits, "weights": weight_bits}
 
 
-def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict]:
+def encode(image, config, on_chunk: Callable | None = None,
+           labels: np.ndarray | None = None) -> tuple[bytes, dict]:
   """Encodes an image (``(H, W, 3)`` uint8 or float in [0, 1]) with ``config``.
+
+  Regions (MoRIC): ``labels`` ``(H, W)`` ints (0 = background, 1..N objects), else
+  ``config.regions.masks`` (a mask image path), else ``config.regions.auto``
+  (``"auto:K"``: up to K regions proposed from the image). With objects the file is
+  a layered (version 2) file; otherwise a single-region (version 1) file.
 
   A 2-D ``(H, W)`` (or ``(H, W, 1)``) image is coded as grey (header mode ``L8``; the
   networks see it as three equal channels) and decodes to ``(H, W) uint8``. Images
@@ -269,9 +291,87 @@ def encode(image, config, on_chunk: Callable | None = None) -> tuple[bytes, dict
     raise image_io.ImageError(f"image {w}x{h} is above the format's limits "
                               f"({bitstream.MAX_SIDE} per side, "
                               f"{bitstream.MAX_PIXELS} pixels)")
-  result = compress.compress_image(image, config, on_chunk=on_chunk)
-  data, info_d = package(image, result, config, grey=grey)
+  labels = _region_labels(image, config, labels)
+  if labels is not None and labels.max() > 0:
+    from moric_jax.train import compress_regions
+    result = compress_regions.compress_regions(image, labels, config, on_chunk=on_chunk)
+    data, info_d = package_regions(image, result, config, grey=grey)
+  else:
+    result = compress.compress_image(image, config, on_chunk=on_chunk)
+    data, info_d = package(image, result, config, grey=grey)
   info_d["encode_seconds"] = time.perf_counter() - t0
+  return data, info_d
+
+
+def _region_labels(image: np.ndarray, config, labels) -> np.ndarray | None:
+  """The label map to encode with (``None`` = single region)."""
+  from moric_jax.regions import masks as masks_lib
+  h, w = image.shape[:2]
+  if labels is not None:
+    return masks_lib.validate_label_map(labels, (h, w))
+  rs = config.get("regions") or {}
+  if rs.get("masks"):
+    return masks_lib.load_label_map(rs["masks"], (h, w))
+  k = masks_lib.parse_regions_spec(str(rs.get("auto", "") or ""))
+  if k >= 2:
+    from moric_jax.regions import proposals
+    rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
+    return proposals.propose_regions(rgb, k, seed=int(config.seed))
+  return None
+
+
+def package_regions(image: np.ndarray, result, config, grey: bool = False
+                    ) -> tuple[bytes, dict]:
+  """Writes the layered file of a trained multi-region result and decodes it back."""
+  from moric_jax import layered
+  from moric_jax.eval import metrics
+
+  h, w = image.shape[:2]
+  mode = bitstream.MODE_L8 if grey else bitstream.MODE_RGB8
+  data, bits = layered.write_layered(result.codec, mode, config.model, result.contours,
+                                     result.lmbdas, result.deltas, result.int_weights,
+                                     result.symbols)
+  t_decode = time.perf_counter()
+  try:
+    decoded = layered.decode_layered(data, max_pixels=None)
+  except BitstreamError as e:
+    raise RuntimeError(f"internal error: the encoder's output does not decode: {e}"
+                       ) from None
+  decode_seconds = time.perf_counter() - t_decode
+  same = all(np.array_equal(a, b) for ra, rb in zip(decoded.symbols, result.symbols)
+             for a, b in zip(ra, rb))
+  if not same:
+    raise RuntimeError("internal error: decoded latents differ from the encoded ones")
+  pixels = h * w
+  ref = image_io.to_uint8(image[..., 0] if grey else image)
+  labels = result.codec.labels()
+  regions = []
+  for r, rb in enumerate(bits["regions"]):
+    sel = labels == r
+    regions.append({
+        "region": r, "lmbda": float(result.lmbdas[r]), "pixels": int(sel.sum()),
+        "bits_contour": rb["contour"], "bits_weights": rb["weights"],
+        "bits_latents": rb["latents"],
+        "psnr": metrics.psnr_uint8(decoded.image[sel], ref[sel]) if sel.any() else None})
+  est = bits["shared"] + sum(r["contour"] + r["weights"] + r["latents"]
+                             for r in bits["regions"])
+  m = result.metrics
+  info_d = {
+      "bpp": 8.0 * len(data) / pixels, "bpp_estimated": est / pixels,
+      "bpp_contours": sum(r["contour"] for r in bits["regions"]) / pixels,
+      "bpp_latents": sum(r["latents"] for r in bits["regions"]) / pixels,
+      "bpp_weights": (bits["shared"] + sum(r["weights"] for r in bits["regions"]))
+                     / pixels,
+      "psnr": metrics.psnr_uint8(decoded.image, ref),
+      "mode": bitstream.MODE_NAMES[mode], "bytes": len(data),
+      "encode_seconds": m["encode_seconds"], "train_seconds": m["train_seconds"],
+      "decode_seconds": decode_seconds,
+      "height": h, "width": w, "num_steps": int(config.num_steps),
+      "lmbda": float(config.lmbda), "num_regions": result.codec.num_regions,
+      "modulation": m["modulation"], "regions": regions,
+      "macs_per_pixel": m["macs_per_pixel"]["total"],
+      "reconstruction": decoded.image,
+  }
   return data, info_d
 
 
@@ -317,6 +417,7 @@ def package(image: np.ndarray, result, config, grey: bool = False
       "bytes": len(data), "header_bytes": header_bytes,
       "payload_bytes": len(data) - header_bytes,
       "encode_seconds": m.get("encode_seconds"), "decode_seconds": decode_seconds,
+      "train_seconds": m.get("train_seconds"),
       "height": h, "width": w,
       "num_steps": int(config.num_steps), "lmbda": float(m.get("lmbda", config.lmbda)),
       "weight_deltas": {"arm": decoded.header.delta_arm, "lsn": decoded.header.delta_lsn},

@@ -22,6 +22,15 @@ def default() -> ml_collections.ConfigDict:
   config.model.arm = dict(hidden=(18, 18), activation="relu")
   config.model.lsn = dict(hidden=(18, 18), num_res_convs=2, kernel_size=3,
                           activation="gelu")
+  # Multi-region codec only (used when the image has object regions).
+  config.model.modulation = "progressive_concat"   # none|film|concat_input|progressive_concat
+  config.model.gmn = dict(width=8, mod_width=4, activation="gelu")
+
+  # Regions (MoRIC): a mask image (0 = background, 1..N objects), or "auto:K" to
+  # propose up to K regions; per-region lambdas "1=0.002,2=0.01"; weight of the
+  # layer-0 (background alone over the whole frame) distortion in the loss.
+  config.regions = ml_collections.ConfigDict(
+      dict(masks="", auto="", lmbdas="", layer0_weight=0.05))
 
   config.train = ml_collections.ConfigDict()
   config.train.learning_rate = 1e-2

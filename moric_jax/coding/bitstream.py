@@ -168,15 +168,10 @@ def _varint(n: int) -> bytes:
       return bytes(out)
 
 
-def write(header: Header, payload: bytes) -> bytes:
-  """Serializes a header and payload into ``.moric`` bytes."""
-  a = header.arch
-  out = bytearray(MAGIC)
-  out.append(VERSION)
-  out += _varint(header.height) + _varint(header.width)
-  out += bytes([header.mode, header.num_regions])
+def write_arch(a: Architecture) -> bytes:
+  """Architecture field: a built-in id, or 0 and the explicit fields."""
   arch_id = next((i for i, b in BUILTIN_ARCHS.items() if b == a), 0)
-  out.append(arch_id)
+  out = bytearray([arch_id])
   if arch_id == 0:
     out.append(a.num_grids)
     out += struct.pack("<ddd", a.q_step, a.base_gain, a.gain_growth)
@@ -184,6 +179,72 @@ def write(header: Header, payload: bytes) -> bytes:
                   ACTIVATIONS.index(a.arm_activation), len(a.lsn_hidden), *a.lsn_hidden,
                   a.lsn_num_res_convs, a.lsn_kernel_size,
                   ACTIVATIONS.index(a.lsn_activation)])
+  return bytes(out)
+
+
+def read_arch(r: "_Reader") -> Architecture:
+  """Parses and validates the field ``write_arch`` writes."""
+  arch_id = r.u8("architecture id")
+  if arch_id == 0:
+    num_grids = r.u8("num_grids")
+    q_step, base_gain, growth = (r.f64("q_step"), r.f64("base_gain"),
+                                 r.f64("gain_growth"))
+    rows, cols = r.u8("context rows"), r.u8("context cols")
+    arm_hidden = tuple(r.take(r.u8("ARM depth"), "ARM widths"))
+    arm_act = r.u8("ARM activation")
+    lsn_hidden = tuple(r.take(r.u8("LSN depth"), "LSN widths"))
+    res, ks, lsn_act = r.u8("LSN res convs"), r.u8("LSN kernel"), r.u8("LSN activation")
+    if arm_act >= len(ACTIVATIONS) or lsn_act >= len(ACTIVATIONS):
+      raise BitstreamError("unknown activation id")
+    arch = Architecture(num_grids, q_step, base_gain, growth, rows, cols, arm_hidden,
+                        ACTIVATIONS[arm_act], lsn_hidden, res, ks, ACTIVATIONS[lsn_act])
+  elif arch_id in BUILTIN_ARCHS:
+    arch = BUILTIN_ARCHS[arch_id]
+  else:
+    raise BitstreamError(f"unknown built-in architecture id {arch_id}")
+  arch.validate(BitstreamError)
+  return arch
+
+
+def varint(n: int) -> bytes:
+  """LEB128 encoding of ``n >= 0``."""
+  return _varint(n)
+
+
+def check_container(data, version: int) -> None:
+  """Magic, ``version`` and CRC32 of ``.moric`` bytes; ``BitstreamError`` otherwise."""
+  if not isinstance(data, (bytes, bytearray, memoryview)):
+    raise BitstreamError("expected bytes")
+  data = bytes(data)
+  if len(data) < len(MAGIC) + 1 + 4:
+    raise BitstreamError(f"file too short ({len(data)} bytes) to be a .moric file")
+  if data[:len(MAGIC)] != MAGIC:
+    raise BitstreamError("not a .moric file (bad magic bytes)")
+  if data[len(MAGIC)] != version:
+    raise BitstreamError(f"unsupported .moric version {data[len(MAGIC)]} (expected "
+                         f"version {version})")
+  crc_stored = struct.unpack("<I", data[-4:])[0]
+  if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc_stored:
+    raise BitstreamError("CRC mismatch: the file is corrupt or truncated")
+
+
+def file_version(data) -> int:
+  """The version byte of ``.moric`` bytes (after checking the magic)."""
+  data = bytes(data[:len(MAGIC) + 1]) if isinstance(
+      data, (bytes, bytearray, memoryview)) else b""
+  if len(data) < len(MAGIC) + 1 or data[:len(MAGIC)] != MAGIC:
+    raise BitstreamError("not a .moric file (bad magic bytes)")
+  return data[len(MAGIC)]
+
+
+def write(header: Header, payload: bytes) -> bytes:
+  """Serializes a header and payload into ``.moric`` bytes."""
+  a = header.arch
+  out = bytearray(MAGIC)
+  out.append(VERSION)
+  out += _varint(header.height) + _varint(header.width)
+  out += bytes([header.mode, header.num_regions])
+  out += write_arch(a)
   out.append(header.arm_frac_bits)
   out += struct.pack("<ff", header.delta_arm, header.delta_lsn)
   out.append(len(header.scales))
@@ -255,25 +316,7 @@ def read(data: bytes) -> tuple[Header, bytes]:
   num_regions = r.u8("num_regions")
   if num_regions != 1:
     raise BitstreamError(f"unsupported number of regions {num_regions}")
-  arch_id = r.u8("architecture id")
-  if arch_id == 0:
-    num_grids = r.u8("num_grids")
-    q_step, base_gain, growth = (r.f64("q_step"), r.f64("base_gain"),
-                                 r.f64("gain_growth"))
-    rows, cols = r.u8("context rows"), r.u8("context cols")
-    arm_hidden = tuple(r.take(r.u8("ARM depth"), "ARM widths"))
-    arm_act = r.u8("ARM activation")
-    lsn_hidden = tuple(r.take(r.u8("LSN depth"), "LSN widths"))
-    res, ks, lsn_act = r.u8("LSN res convs"), r.u8("LSN kernel"), r.u8("LSN activation")
-    if arm_act >= len(ACTIVATIONS) or lsn_act >= len(ACTIVATIONS):
-      raise BitstreamError("unknown activation id")
-    arch = Architecture(num_grids, q_step, base_gain, growth, rows, cols, arm_hidden,
-                        ACTIVATIONS[arm_act], lsn_hidden, res, ks, ACTIVATIONS[lsn_act])
-  elif arch_id in BUILTIN_ARCHS:
-    arch = BUILTIN_ARCHS[arch_id]
-  else:
-    raise BitstreamError(f"unknown built-in architecture id {arch_id}")
-  arch.validate(BitstreamError)
+  arch = read_arch(r)
   frac_bits = r.u8("ARM fraction bits")
   if not integer_arm.MIN_FRAC_BITS <= frac_bits <= integer_arm.MAX_FRAC_BITS:
     raise BitstreamError(f"bad ARM fraction bits {frac_bits}")

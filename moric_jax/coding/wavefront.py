@@ -44,9 +44,29 @@ class FrontOrder:
     return len(self.starts) - 1
 
 
+def front_order(shapes: tuple[tuple[int, int], ...], rows: int, cols: int,
+                coded: list[np.ndarray] | None = None) -> FrontOrder:
+  """Canvas layout and wavefront order for grids of ``shapes``.
+
+  ``coded``: per grid a bool mask of the positions that are coded (the others stay 0
+  and are skipped); ``None`` = all positions.
+  """
+  order = _front_order(shapes, rows, cols)
+  if coded is None:
+    return order
+  keep = np.zeros(order.canvas_shape, bool)
+  for c, (h, w), (t, l) in zip(coded, order.shapes, order.places):
+    keep[t:t + h, l:l + w] = np.asarray(c, bool)
+  sel = keep.reshape(-1)[order.positions]
+  counts = np.diff(order.starts)
+  front_of = np.repeat(np.arange(order.num_fronts), counts)[sel]
+  kept = np.bincount(front_of, minlength=order.num_fronts)
+  starts = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
+  return dataclasses.replace(order, positions=order.positions[sel], starts=starts)
+
+
 @functools.lru_cache(maxsize=8)
-def front_order(shapes: tuple[tuple[int, int], ...], rows: int, cols: int) -> FrontOrder:
-  """Canvas layout and wavefront order for grids of ``shapes``."""
+def _front_order(shapes: tuple[tuple[int, int], ...], rows: int, cols: int) -> FrontOrder:
   (hc, wc), places = arm_lib.canvas_layout(list(shapes), rows, cols)
   fronts, grid_ids, rows_i, flat = [], [], [], []
   for k, ((h, w), (top, left)) in enumerate(zip(shapes, places)):
@@ -91,16 +111,20 @@ def model_outputs(iarm, order: FrontOrder, canvas: np.ndarray, lo: int, hi: int,
 
 
 def encode_latents(coder, iarm: integer_arm.IntegerARM, grids: list[np.ndarray],
-                   rows: int, cols: int) -> float:
+                   rows: int, cols: int, coded: list[np.ndarray] | None = None) -> float:
   """Pushes all latent symbols onto ``coder`` (ANS stack); returns their bits.
 
   Blocks of fronts without escapes are pushed with one constriction call each.
+  ``coded``: per grid the positions to code (the others must be 0); ``None`` = all.
   """
   shapes = tuple(tuple(int(s) for s in np.shape(g)) for g in grids)
   for g in grids:
     if g.size and np.abs(np.asarray(g, np.int64)).max() > MAX_SYMBOL:
       raise ValueError(f"latent symbol magnitude above {MAX_SYMBOL}")
-  order = front_order(shapes, rows, cols)
+  if coded is not None and any(np.any(np.asarray(g)[~np.asarray(c, bool)])
+                               for g, c in zip(grids, coded)):
+    raise ValueError("latents outside the coded positions must be 0")
+  order = front_order(shapes, rows, cols, coded)
   canvas = _to_canvas(order, grids)
   n_total = order.positions.size
   c = np.empty(n_total, np.int64)
@@ -138,13 +162,13 @@ def encode_latents(coder, iarm: integer_arm.IntegerARM, grids: list[np.ndarray],
 
 
 def decode_latents(coder, iarm: integer_arm.IntegerARM, shapes, rows: int, cols: int,
-                   arm_fn=None) -> list[np.ndarray]:
+                   arm_fn=None, coded: list[np.ndarray] | None = None) -> list[np.ndarray]:
   """Pops all latent grids (``(h_k, w_k) int32``) front by front.
 
   ``arm_fn(iarm, contexts) -> (mu, log_scale)`` replaces the built-in float64-exact
   NumPy path (tests pass ``integer_arm.apply_jax`` to check they agree).
   """
-  order = front_order(tuple(tuple(s) for s in shapes), rows, cols)
+  order = front_order(tuple(tuple(s) for s in shapes), rows, cols, coded)
   size = order.canvas_shape[0] * order.canvas_shape[1]
   canvas = np.zeros(size, np.int64)
   ctx_canvas = np.zeros(size, np.float64)   # clipped copy, the MLP's input
@@ -163,6 +187,8 @@ def decode_latents(coder, iarm: integer_arm.IntegerARM, shapes, rows: int, cols:
   lim = float(integer_arm.CONTEXT_LIMIT)
   positions, starts, offsets = order.positions, order.starts, order.offsets
   for f in range(order.num_fronts):
+    if starts[f] == starts[f + 1]:
+      continue   # Every position of this front is uncoded.
     pos = positions[starts[f]:starts[f + 1]]
     if arm_fn is None:
       out = integer_arm.apply_float_exact(layers, ctx_canvas[pos[:, None] + offsets])

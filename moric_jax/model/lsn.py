@@ -1,8 +1,9 @@
 """Local Synthesis Network (LSN): latents -> RGB for one region.
 
 A per-pixel MLP (1x1 convolutions written as Dense layers on the channel axis) followed
-by residual KxK convolutions. ``modulation`` is the hook for the Global Modulation
-Network (multi-region codec); the single-region codec passes ``None``.
+by residual KxK convolutions. In the multi-region codec the Global Modulation Network's
+signals enter the hidden layers as ``modulation.py`` describes (attribute
+``modulation``); with ``"none"`` (the single-region codec) they are not used.
 """
 from __future__ import annotations
 
@@ -86,15 +87,25 @@ class LSN(nn.Module):
   num_res_convs: int = 2
   kernel_size: int = 3
   activation: str = "gelu"
+  modulation: str = "none"   # modulation.SCHEMES
 
   @nn.compact
-  def __call__(self, latents: jax.Array, modulation: Sequence[jax.Array] | None = None
+  def __call__(self, latents: jax.Array, signals: Sequence[jax.Array] | None = None
                ) -> jax.Array:
-    del modulation  # Used by the multi-region codec only.
+    """``signals``: the GMN's per-layer modulation (``None`` for scheme ``none``)."""
     act = ACTIVATIONS[self.activation]
+    scheme = self.modulation if signals is not None else "none"
     h = latents
-    for width in self.hidden:
-      h = act(nn.Dense(width)(h))
+    if scheme == "concat_input":
+      h = jnp.concatenate([h, signals[0]], axis=-1)
+    for k, width in enumerate(self.hidden):
+      if scheme == "progressive_concat":
+        h = jnp.concatenate([h, signals[k]], axis=-1)
+      z = nn.Dense(width)(h)
+      if scheme == "film":
+        gamma, beta = jnp.split(signals[k], 2, axis=-1)
+        z = z * (1.0 + gamma) + beta
+      h = act(z)
     x = nn.Dense(3, bias_init=nn.initializers.constant(0.5))(h)
     if self.num_res_convs:
       x = jnp.transpose(x, (2, 0, 1))

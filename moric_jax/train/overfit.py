@@ -41,7 +41,13 @@ class ChunkStats:
 def loss_terms(params: dict, codec: Codec, image: jax.Array, lmbda, weight_delta: float,
                *, mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None
                ) -> tuple[jax.Array, dict, jax.Array]:
-  """``(D + lmbda * R, aux, recon)``; R in bpp: latent bits + estimated weight bits."""
+  """``(D + lmbda * R, aux, recon)``; R in bpp: latent bits + estimated weight bits.
+
+  A codec with its own ``rd_terms`` (the multi-region codec) computes them itself.
+  """
+  if hasattr(codec, "rd_terms"):
+    return codec.rd_terms(params, image, lmbda, weight_delta, mode=mode,
+                          temperature=temperature, noise_a=noise_a, key=key, ste=ste)
   recon, latent_bits = codec.forward(params, mode=mode, temperature=temperature,
                                      noise_a=noise_a, key=key, ste=ste)
   num_pixels = codec.height * codec.width
@@ -127,23 +133,30 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   return jax.jit(chunk)
 
 
-def eval_fn(codec: Codec, image: jax.Array, config) -> Callable:
+def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None) -> Callable:
   """Jitted ``(params, lmbda=None) -> (loss, aux, recon)``: hard latents, float weights.
 
   One compiled program serves the best-parameter check, the weight-step search and
   the final measurement. ``recon`` is the unclipped ``(H, W, 3)`` float image.
+  ``default_lmbda``: scalar or per-region array (default ``config.lmbda``).
   """
   evaluate_jit = jax.jit(lambda params, lmbda: loss_terms(
       params, codec, image, lmbda, config.train.weight_delta, mode="hard"))
 
-  default_lmbda = float(config.lmbda)
+  if default_lmbda is None:
+    default_lmbda = float(config.lmbda)
   return lambda params, lmbda=None: evaluate_jit(
-      params, jnp.float32(default_lmbda if lmbda is None else lmbda))
+      params, jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32))
 
 
-def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int) -> dict:
-  """Traced scalars of the training program (changing them needs no recompile)."""
-  return {"lmbda": jnp.float32(config.lmbda), "soft_steps": jnp.int32(soft_steps),
+def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
+                 lmbda=None) -> dict:
+  """Traced scalars of the training program (changing them needs no recompile).
+
+  ``lmbda``: scalar or per-region ``(R,)`` array (default ``config.lmbda``).
+  """
+  lmbda = config.lmbda if lmbda is None else lmbda
+  return {"lmbda": jnp.asarray(lmbda, jnp.float32), "soft_steps": jnp.int32(soft_steps),
           "total_steps": jnp.int32(total), "lr_scale": jnp.float32(1.0),
           "learning_rate": jnp.float32(config.train.learning_rate),
           "ste_learning_rate": jnp.float32(config.train.ste_learning_rate)}
@@ -176,13 +189,14 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
             key: jax.Array, params: dict | None = None,
             on_chunk: Callable[[ChunkStats], None] | None = None,
             evaluate: Callable | None = None,
-            checkpointer=None, max_rollbacks: int = 6) -> dict:
+            checkpointer=None, max_rollbacks: int = 6, lmbda=None) -> dict:
   """Overfits the codec to ``image`` ``(H, W, 3) float32 in [0, 1]``; returns params.
 
   ``on_chunk(stats)`` is called after every fused chunk (progress bars, logs);
   ``evaluate`` is an ``eval_fn`` to reuse (compiled once per image). With a
   ``checkpoints.TrainCheckpointer`` the carry is saved every few steps and a rerun
-  resumes from the latest checkpoint, reaching the same result. A chunk that ends
+  resumes from the latest checkpoint, reaching the same result. ``lmbda``: scalar or
+  per-region array (default ``config.lmbda``). A chunk that ends
   with a non-finite loss is rolled back and retried with half the learning rate.
   """
   image = jnp.asarray(image, jnp.float32)
@@ -194,7 +208,7 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   optimizer = make_optimizer(tc.clip_norm)
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = build_chunk_fn(codec, config, optimizer, chunk_size)
-  hyper = hyper_params(config, soft_steps, total)
+  hyper = hyper_params(config, soft_steps, total, lmbda)
   carry = initial_carry(params, optimizer, k_train) + (hyper["lr_scale"],)
   done = 0
   if checkpointer is not None:
@@ -232,4 +246,4 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   if soft_steps == total:
     return carry[0]
   return keep_better(carry[0], carry[4], carry[5],
-                     evaluate or eval_fn(codec, image, config))
+                     evaluate or eval_fn(codec, image, config, lmbda), lmbda)

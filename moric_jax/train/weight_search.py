@@ -29,10 +29,28 @@ def candidate_deltas(delta_min: float, delta_max: float, num: int) -> np.ndarray
   return np.geomspace(delta_min, delta_max, num)
 
 
-def search_network(params: dict, name: str, deltas: np.ndarray,
+def _get(params: dict, name):
+  return params[name] if isinstance(name, str) else params[name[0]][name[1]]
+
+
+def _replace(params: dict, name, value) -> dict:
+  trial = dict(params)
+  if isinstance(name, str):
+    trial[name] = value
+  else:
+    items = list(trial[name[0]])
+    items[name[1]] = value
+    trial[name[0]] = items
+  return trial
+
+
+def search_network(params: dict, name, deltas: np.ndarray,
                    evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
                    distortion_key: str) -> WeightChoice:
   """Quantizes ``params[name]`` with each step; keeps the lowest RD cost.
+
+  ``name``: a key (``"arm"``) or ``(key, index)`` for one network of a list (one
+  region's LSN: ``("lsn", r)``).
 
   ``evaluate(params) -> {"mse", "bpp_latents"}`` (hard latents). For ``distortion_key
   == "mse"`` the cost is ``mse + lmbda * bits / P``; for ``"bpp_latents"`` it is
@@ -40,10 +58,9 @@ def search_network(params: dict, name: str, deltas: np.ndarray,
   """
   best, costs = None, []
   for delta in deltas:
-    int_p = weights_lib.quantize_tree(params[name], float(delta))
+    int_p = weights_lib.quantize_tree(_get(params, name), float(delta))
     bits = weights_lib.int_tree_bits(int_p)
-    trial = dict(params)
-    trial[name] = weights_lib.dequantize_tree(int_p, float(delta))
+    trial = _replace(params, name, weights_lib.dequantize_tree(int_p, float(delta)))
     aux = jax.device_get(evaluate(trial))
     if distortion_key == "mse":
       cost = float(aux["mse"]) + lmbda * bits / num_pixels

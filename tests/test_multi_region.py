@@ -1,0 +1,218 @@
+"""Multi-region (MoRIC) codec: layouts, coded latents, layered files, per-region lambda.
+
+All encodes here share one image size and config, so the few XLA programs compile once
+(persistent cache) and are reused.
+"""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from moric_jax import api, layered
+from moric_jax.coding import layered_bitstream as lb
+from moric_jax.coding import integer_arm, rans, wavefront
+from moric_jax.errors import BitstreamError
+from moric_jax.model import latents as latents_lib
+from moric_jax.model import region_layout
+from tests.conftest import smooth_image
+
+H = W = 32
+
+
+def _config(steps=40):
+  from moric_jax import presets
+  config = presets.default()
+  config.num_steps = steps
+  config.quant.num_deltas = 9
+  return config
+
+
+def _labels(n_objects):
+  labels = np.zeros((H, W), np.int32)
+  labels[3:17, 4:20] = 1
+  if n_objects >= 2:
+    labels[14:30, 16:29] = 2
+  return labels
+
+
+@pytest.fixture(scope="module")
+def image():
+  return smooth_image(H, W, seed=3, noise=0.02)
+
+
+@pytest.fixture(scope="module")
+def three_regions(image):
+  return api.encode(image, _config(), labels=_labels(2))
+
+
+@pytest.fixture(scope="module")
+def two_regions_lmbda(image):
+  """The same 2-region image with a low and a high lambda on the object."""
+  out = {}
+  for name, lam in (("low", 2e-4), ("high", 5e-2)):
+    config = _config()
+    config.regions.lmbdas = f"1={lam}"
+    out[name] = api.encode(image, config, labels=_labels(1))
+  return out
+
+
+def test_coded_latents_cover_exactly_the_footprint():
+  rng = np.random.default_rng(0)
+  mask = np.zeros((20, 27), bool)
+  mask[4:13, 9:22] = rng.random((9, 13)) > 0.3
+  coded = region_layout.coded_latents(mask, 5)
+  for k, c in enumerate(coded):
+    gh, gw = c.shape
+    uh = latents_lib.upsampling_matrix(20, gh)
+    uw = latents_lib.upsampling_matrix(27, gw)
+    for a in range(gh):
+      for b in range(gw):
+        impulse = np.zeros((gh, gw), np.float32)
+        impulse[a, b] = 1.0
+        touches = np.abs(uh @ impulse @ uw.T)[mask].max() > 0
+        assert touches == c[a, b], (k, a, b)
+
+
+def test_layout_partition_last_region_wins():
+  m1 = np.zeros((H, W), bool)
+  m1[2:20, 2:20] = True
+  m2 = np.zeros((H, W), bool)
+  m2[10:25, 10:25] = True
+  regs = region_layout.layout_regions([m1, m2], H, W, 7)
+  assert len(regs) == 3 and regs[0].box == (0, 0, H, W)
+  labels = region_layout.partition([m1, m2], H, W)
+  assert (labels[m2] == 2).all() and (labels[m1 & ~m2] == 1).all()
+  assert regs[1].box == (2, 2, 18, 18) and regs[2].box == (10, 10, 15, 15)
+  assert regs[1].mask.sum() == (m1 & ~m2).sum()
+  with pytest.raises(ValueError, match="no pixel"):
+    region_layout.layout_regions([m2, m1 | m2], H, W, 7)
+
+
+def test_wavefront_skips_uncoded_latents():
+  rng = np.random.default_rng(1)
+  from moric_jax.model.arm import ARM
+  import jax
+  import jax.numpy as jnp
+  params = ARM().init(jax.random.PRNGKey(0), jnp.zeros((1, 24)))
+  ints = jax.tree_util.tree_map(lambda w: np.round(np.asarray(w) / 0.01).astype(np.int32),
+                                params)
+  iarm = integer_arm.from_quantized(integer_arm.dense_layers(ints), 0.01, 10)
+  shapes = [(9, 11), (5, 6), (3, 3)]
+  coded = [rng.random(s) > 0.5 for s in shapes]
+  grids = [np.where(c, rng.integers(-5, 6, s), 0).astype(np.int32)
+           for s, c in zip(shapes, coded)]
+  enc = rans.new_encoder()
+  bits = wavefront.encode_latents(enc, iarm, grids, 3, 3, coded)
+  payload = rans.payload_bytes(enc)
+  got = wavefront.decode_latents(rans.new_decoder(payload), iarm, shapes, 3, 3,
+                                 coded=coded)
+  assert all(np.array_equal(a, b) for a, b in zip(got, grids))
+  enc_all = rans.new_encoder()
+  bits_all = wavefront.encode_latents(enc_all, iarm, grids, 3, 3)
+  assert bits < bits_all   # uncoded zeros cost nothing
+  bad = [g.copy() for g in grids]
+  bad[0][~coded[0]] = 1
+  with pytest.raises(ValueError, match="coded"):
+    wavefront.encode_latents(rans.new_encoder(), iarm, bad, 3, 3, coded)
+
+
+def test_three_region_round_trip_and_layers(three_regions):
+  data, info = three_regions
+  assert info["num_regions"] == 3 and len(info["regions"]) == 3
+  decoded = layered.decode_layered(data)
+  np.testing.assert_array_equal(decoded.image, info["reconstruction"])
+  np.testing.assert_array_equal(api.decode(data), info["reconstruction"])
+  codec = layered.build_codec(decoded.file, decoded.masks)
+  labels = codec.labels()
+  renders = [api.decode(data, layers=k) for k in (1, 2, 3)]
+  np.testing.assert_array_equal(renders[2], info["reconstruction"])
+  for k, img in enumerate(renders, start=1):
+    # Layers already drawn show their final pixels; the rest still show layer 0.
+    np.testing.assert_array_equal(img[labels < k], renders[2][labels < k])
+    np.testing.assert_array_equal(img[labels >= k], renders[0][labels >= k])
+  assert not np.array_equal(renders[0], renders[2])
+  with pytest.raises(ValueError, match="layers"):
+    api.decode(data, layers=4)
+  # The layer-0 image is a usable preview of the whole frame.
+  assert np.abs(renders[0].astype(float) - info["reconstruction"]).mean() < 40
+
+
+def test_region_bits_are_the_file_sections(three_regions):
+  data, info = three_regions
+  meta = api.info(data)
+  f = lb.read(data)
+  assert meta["num_regions"] == 3 and meta["modulation"] == "progressive_concat"
+  total = 0
+  for r, (m, reg) in enumerate(zip(meta["regions"], f.regions)):
+    assert m["bits_contour"] == 8 * len(reg.contour) == info["regions"][r]["bits_contour"]
+    assert m["bits_latents"] == 8 * len(reg.latents)
+    # Estimated bits (ideal code length) within a few bytes of the real section.
+    assert abs(m["bits_latents"] - info["regions"][r]["bits_latents"]) < 64 + 0.05 * m[
+        "bits_latents"]
+    total += m["bits_contour"] + m["bits_latents"] + m["bits_weights"]
+  assert meta["regions"][0]["bits_contour"] == 0 and meta["regions"][1]["bits_contour"] > 0
+  assert total + meta["bits_shared_weights"] < 8 * len(data)
+  assert 8 * len(data) / (H * W) == pytest.approx(info["bpp"])
+  assert np.isfinite(info["psnr"]) and info["psnr"] > 15
+  assert 0 < info["macs_per_pixel"] < 5000
+
+
+def test_layered_file_corruption_is_a_bitstream_error(three_regions):
+  data, _ = three_regions
+  rng = np.random.default_rng(0)
+  for i in range(120):
+    b = bytearray(data)
+    pos = int(rng.integers(0, len(b) - 4))
+    b[pos] = (b[pos] + int(rng.integers(1, 256))) % 256
+    with pytest.raises(BitstreamError):
+      lb.read(bytes(b))          # the CRC catches every single-byte change
+  for n in (0, 3, 10, len(data) // 2, len(data) - 1):
+    with pytest.raises(BitstreamError):
+      api.decode(data[:n])
+
+
+def test_lower_region_lambda_raises_its_psnr_and_bit_share(two_regions_lmbda):
+  low, high = (two_regions_lmbda[k][1] for k in ("low", "high"))
+  for data, info in two_regions_lmbda.values():
+    assert info["num_regions"] == 2
+    np.testing.assert_array_equal(api.decode(data), info["reconstruction"])
+
+  def share(info):
+    bits = [r["bits_latents"] + r["bits_weights"] for r in info["regions"]]
+    return bits[1] / sum(bits)
+
+  assert low["regions"][1]["psnr"] > high["regions"][1]["psnr"] + 1.0
+  assert share(low) > share(high)
+  assert low["regions"][1]["lmbda"] == pytest.approx(2e-4)
+  assert high["regions"][1]["lmbda"] == pytest.approx(5e-2)
+
+
+def test_cli_masks_layers_info(tmp_path, image, monkeypatch, capsys):
+  from moric_jax import cli
+  from tests.conftest import __file__ as _conf  # noqa: F401 (cache dir is set there)
+  import jax
+  monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)
+  src, mask = tmp_path / "in.png", tmp_path / "mask.png"
+  Image.fromarray((image * 255).round().astype(np.uint8)).save(src)
+  Image.fromarray((_labels(2) * 100).astype(np.uint8)).save(mask)
+  out = tmp_path / "out.moric"
+  assert cli.main(["encode", str(src), "-o", str(out), "--steps", "40", "--masks",
+                   str(mask), "--json"]) == 0
+  enc = json.loads(capsys.readouterr().out)
+  assert enc["num_regions"] == 3 and len(enc["regions"]) == 3
+  png = tmp_path / "l1.png"
+  assert cli.main(["decode", str(out), "-o", str(png), "--layers", "1", "--json"]) == 0
+  assert json.loads(capsys.readouterr().out)["layers"] == 1
+  assert np.asarray(Image.open(png)).shape == (H, W, 3)
+  assert cli.main(["info", str(out), "--json"]) == 0
+  meta = json.loads(capsys.readouterr().out)
+  assert [r["region"] for r in meta["regions"]] == [0, 1, 2]
+  # User mistakes: one line, status 1.
+  assert cli.main(["decode", str(out), "-o", str(png), "--layers", "5"]) == 1
+  assert cli.main(["encode", str(src), "-o", str(out), "--masks", str(tmp_path / "no.png")]) == 1
+  assert cli.main(["encode", str(src), "-o", str(out), "--regions", "auto:99"]) == 1
+  assert cli.main(["encode", str(src), "-o", str(out), "--steps", "2", "--masks",
+                   str(mask), "--region-lmbda", "7=0.1"]) == 1
+  err = capsys.readouterr().err
+  assert "Traceback" not in err and err.count("error:") == 4
