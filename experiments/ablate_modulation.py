@@ -44,6 +44,11 @@ def centre_crop(a: np.ndarray, crop: int) -> np.ndarray:
 def region_labels(config, image_full: np.ndarray, image: np.ndarray) -> np.ndarray:
   """The label map of the (cropped) image: from the mask file or a proposal."""
   if config.regions.masks:
+    try:   # a mask of the cropped image, or of the whole image (then cropped too)
+      return masks_lib.load_label_map(config.regions.masks, image.shape[:2])
+    except image_io.ImageError:
+      if image.shape == image_full.shape:
+        raise
     full = masks_lib.load_label_map(config.regions.masks, image_full.shape[:2])
     labels = centre_crop(full, config.crop)
     _, inv = np.unique(labels, return_inverse=True)   # renumber after cropping
@@ -116,17 +121,14 @@ def main(argv):
     single = scheme == "single-region"
     if not single:
       c.model.modulation = scheme
-    t0 = time.perf_counter()
     data, info = api.encode(image, c, labels=None if single else labels)
     name = f"{scheme}_l{lmbda:g}.moric"
     image_io.atomic_write_bytes(out / "files" / name, data)
-    train_s = info.get("train_seconds") or info.get("encode_seconds") or (
-        time.perf_counter() - t0)
     row = {"scheme": scheme, "lmbda": lmbda, "num_regions": info.get("num_regions", 1),
            "bpp": info["bpp"], "psnr": info["psnr"],
            "bpp_estimated": info["bpp_estimated"], "bytes": info["bytes"],
            "encode_seconds": info["encode_seconds"],
-           "steps_per_second": int(c.num_steps) / max(train_s, 1e-9),
+           "steps_per_second": info.get("steps_per_second", ""),
            "decode_seconds": info["decode_seconds"],
            "macs_per_pixel": info.get("macs_per_pixel", ""), "steps": int(c.num_steps),
            "region_psnr": json.dumps([r["psnr"] for r in info.get("regions", [])])}

@@ -216,3 +216,38 @@ def test_cli_masks_layers_info(tmp_path, image, monkeypatch, capsys):
                    str(mask), "--region-lmbda", "7=0.1"]) == 1
   err = capsys.readouterr().err
   assert "Traceback" not in err and err.count("error:") == 4
+
+
+def test_ablation_launcher_writes_table_and_plot(tmp_path, image):
+  """Two schemes, one lambda (the progressive program is the fixture's, cached)."""
+  import subprocess
+  import sys
+  from pathlib import Path
+  import jax
+  root = Path(__file__).resolve().parents[1]
+  src, mask = tmp_path / "in.png", tmp_path / "mask.png"
+  Image.fromarray((image * 255).round().astype(np.uint8)).save(src)
+  Image.fromarray((_labels(2) * 100).astype(np.uint8)).save(mask)
+  out = tmp_path / "abl"
+  env = dict(__import__("os").environ, JAX_COMPILATION_CACHE_DIR=str(
+      jax.config.jax_compilation_cache_dir), PYTHONPATH=str(root))
+  cmd = [sys.executable, "-m", "experiments.ablate_modulation",
+         "--config=configs/ablation.py", f"--config.image_path={src}",
+         f"--config.output_dir={out}", "--config.crop=0", "--config.num_steps=40",
+         f"--config.regions.masks={mask}", "--config.regions.auto=",
+         "--config.lmbdas=0.002,", "--config.schemes=none,progressive_concat",
+         "--config.include_single=False", "--config.quant.num_deltas=9"]
+  p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+  assert p.returncode == 0, p.stderr[-2000:]
+  import csv
+  rows = list(csv.DictReader(open(out / "results.csv")))
+  assert sorted(r["scheme"] for r in rows) == ["none", "progressive_concat"]
+  for r in rows:
+    assert int(r["num_regions"]) == 3 and float(r["bpp"]) > 0
+    assert np.isfinite(float(r["psnr"])) and float(r["steps_per_second"]) > 0
+  assert (out / "rd.png").stat().st_size > 1000
+  assert "progressive_concat" in (out / "results.md").read_text()
+  # Rerun: finished rows are skipped.
+  p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+  assert p.returncode == 0 and "(2 done)" in p.stdout
+  assert len(list(csv.DictReader(open(out / "results.csv")))) == 2

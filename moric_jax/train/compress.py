@@ -60,10 +60,13 @@ def compress_image(image: np.ndarray, config: ml_collections.ConfigDict,
     checkpointer = checkpoints.TrainCheckpointer(
         config.checkpoint.dir, checkpoints.run_id(image, config),
         config.checkpoint.every_steps)
+  meter = overfit_lib.SpeedMeter(on_chunk)
   params = overfit_lib.overfit(codec, image, config, key, params=params,
-                               on_chunk=on_chunk, evaluate=evaluate,
+                               on_chunk=meter, evaluate=evaluate,
                                checkpointer=checkpointer)
-  return finalize(codec, params, image, config, evaluate, time.perf_counter() - t0)
+  result = finalize(codec, params, image, config, evaluate, time.perf_counter() - t0)
+  result.metrics["steps_per_second"] = meter.steps_per_second
+  return result
 
 
 def finalize(codec: Codec, params: dict, image: np.ndarray,

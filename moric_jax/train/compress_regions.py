@@ -95,7 +95,8 @@ def compress_regions(image: np.ndarray, labels: np.ndarray,
     checkpointer = checkpoints.TrainCheckpointer(
         config.checkpoint.dir, checkpoints.run_id(tagged, config),
         config.checkpoint.every_steps)
-  params = overfit_lib.overfit(codec, image, config, key, on_chunk=on_chunk,
+  meter = overfit_lib.SpeedMeter(on_chunk)
+  params = overfit_lib.overfit(codec, image, config, key, on_chunk=meter,
                                evaluate=evaluate, checkpointer=checkpointer,
                                lmbda=lmbdas)
   train_seconds = time.perf_counter() - t0
@@ -130,6 +131,7 @@ def compress_regions(image: np.ndarray, labels: np.ndarray,
                                    minlength=codec.num_regions).tolist(),
       "bpp_latents_float": float(aux["bpp_latents"]),
       "train_seconds": train_seconds,
+      "steps_per_second": meter.steps_per_second,
       "encode_seconds": time.perf_counter() - t0,
       "num_steps": int(config.num_steps), "seed": int(config.seed),
       "macs_per_pixel": complexity.multi_macs_per_pixel(codec),

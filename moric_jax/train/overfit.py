@@ -181,6 +181,27 @@ def keep_better(last: dict, best: dict, best_loss: float, evaluate: Callable,
   return last if float(evaluate(last, lmbda)[0]) < float(best_loss) else best
 
 
+class SpeedMeter:
+  """Wraps an ``on_chunk`` callback and records each chunk's steps/s.
+
+  ``steps_per_second`` is the median over chunks after the first (which includes the
+  XLA compilation), or the first one's if there is only one.
+  """
+
+  def __init__(self, on_chunk: Callable[[ChunkStats], None] | None = None):
+    self._inner, self.rates = on_chunk, []
+
+  def __call__(self, stats: ChunkStats) -> None:
+    self.rates.append(stats.steps_per_second)
+    if self._inner is not None:
+      self._inner(stats)
+
+  @property
+  def steps_per_second(self) -> float:
+    rates = self.rates[1:] or self.rates
+    return float(np.median(rates)) if rates else float("nan")
+
+
 class TrainingDivergedError(RuntimeError):
   """Training kept producing non-finite losses after lowering the learning rate."""
 
