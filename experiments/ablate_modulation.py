@@ -50,9 +50,7 @@ def region_labels(config, image_full: np.ndarray, image: np.ndarray) -> np.ndarr
       if image.shape == image_full.shape:
         raise
     full = masks_lib.load_label_map(config.regions.masks, image_full.shape[:2])
-    labels = centre_crop(full, config.crop)
-    _, inv = np.unique(labels, return_inverse=True)   # renumber after cropping
-    return inv.reshape(labels.shape).astype(np.int32)
+    return masks_lib.validate_label_map(centre_crop(full, config.crop), image.shape[:2])
   k = masks_lib.parse_regions_spec(config.regions.auto)
   return proposals.propose_regions(image, max(k, 2), seed=int(config.seed))
 
@@ -107,7 +105,9 @@ def main(argv):
                     (labels * (255 // max(1, int(labels.max())))).astype(np.uint8))
   results = out / "results.csv"
   done = {(r["scheme"], f"{float(r['lmbda']):.6g}") for r in read_rows(results)}
-  runs = [(s, float(l)) for s in config.schemes for l in config.lmbdas]
+  # "--config.schemes=none,film" arrives as one string: split on commas.
+  schemes = [x.strip() for s in config.schemes for x in str(s).split(",") if x.strip()]
+  runs = [(s, float(l)) for s in schemes for l in config.lmbdas]
   if config.include_single:
     runs = [("single-region", float(l)) for l in config.lmbdas] + runs
   n_obj = int(labels.max())
@@ -119,7 +119,9 @@ def main(argv):
     c = config.copy_and_resolve_references()
     c.lmbda = lmbda
     single = scheme == "single-region"
-    if not single:
+    if single:   # no regions at all (not even an automatic proposal)
+      c.regions.masks = c.regions.auto = ""
+    else:
       c.model.modulation = scheme
     data, info = api.encode(image, c, labels=None if single else labels)
     name = f"{scheme}_l{lmbda:g}.moric"

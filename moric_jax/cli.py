@@ -87,8 +87,8 @@ def cmd_encode(args) -> int:
   from moric_jax import api, image_io
   config = _load_config(args.config, args.preset)
   if args.lmbda is not None:
-    if not args.lmbda >= 0:
-      raise UserError(f"--lmbda must be >= 0, got {args.lmbda}")
+    if not (args.lmbda >= 0 and args.lmbda < float("inf")):
+      raise UserError(f"--lmbda must be a finite number >= 0, got {args.lmbda}")
     config.lmbda = args.lmbda
   if args.steps is not None:
     if args.steps < 1:
@@ -145,10 +145,18 @@ def cmd_encode(args) -> int:
 
 def _apply_region_flags(args, config) -> None:
   """``--masks``, ``--regions``, ``--region-lmbda``, ``--modulation`` -> config."""
-  from moric_jax.model import modulation
+  import ml_collections
   from moric_jax.regions import masks
   if args.masks and args.regions:
     raise UserError("give either --masks or --regions, not both")
+  if "regions" not in config:   # a config file from before regions existed
+    config.regions = ml_collections.ConfigDict(
+        dict(masks="", auto="", lmbdas="", layer0_weight=0.05))
+  has_regions = bool(args.masks or args.regions or config.regions.get("masks")
+                     or config.regions.get("auto"))
+  if (args.region_lmbda or args.modulation) and not has_regions:
+    raise UserError("--region-lmbda and --modulation need regions: add --masks FILE "
+                    "or --regions auto:K")
   if args.masks:
     if not Path(args.masks).is_file():
       raise UserError(f"mask file not found: {args.masks}")

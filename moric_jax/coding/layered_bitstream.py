@@ -22,12 +22,16 @@ one table scale index (u8) per tensor, ``varint`` length, the ANS payload)::
     latents                         varint length + ANS payload (coded latents only)
   crc32                             u32 over every byte before it
 
-Every section is length-prefixed, so a reader can stop after any layer, and the bits
-of every region's contour, weights and latents are the byte lengths of its sections.
+Every section is length-prefixed: a layered decode entropy-decodes only the sections
+of the layers it renders (the whole file is still read and CRC-checked, and all
+contours are decoded, since later masks shape earlier regions' layouts). ``moric
+info`` reports each region's bits from its section sizes (payloads plus their scale
+bytes; the few bytes of length prefixes, lambda and step fields are not counted).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import struct
 import zlib
 
@@ -170,7 +174,7 @@ def read(data: bytes) -> LayeredFile:
   regions = []
   for i in range(num_regions):
     lmbda = r.f32(f"region {i} lambda")
-    if not (lmbda >= 0.0 and lmbda < 1e6):
+    if not (math.isfinite(lmbda) and lmbda >= 0.0):
       raise BitstreamError(f"bad lambda for region {i}")
     contour = b""
     if i >= 1:

@@ -69,8 +69,13 @@ class MultiCodec:
     lsn = LSN(**model_config.lsn, modulation=scheme)
     gmn = None
     if scheme != "none":
-      gmn = GMN(scheme=scheme, lsn_hidden=tuple(model_config.lsn.hidden),
-                **gmn_config(model_config))
+      g = gmn_config(model_config)
+      if not (1 <= int(g["width"]) <= 64 and 1 <= int(g["mod_width"]) <= 64):
+        raise ValueError(f"GMN width and mod_width must be 1..64, got {g['width']}, "
+                         f"{g['mod_width']}")
+      if g["activation"] not in ("relu", "gelu"):
+        raise ValueError(f"GMN activation must be relu or gelu, got {g['activation']!r}")
+      gmn = GMN(scheme=scheme, lsn_hidden=tuple(model_config.lsn.hidden), **g)
     return cls(
         height=height, width=width, num_grids=lat.num_grids, q_step=lat.q_step,
         gains=tuple(latents_lib.grid_gains(lat.num_grids, lat.base_gain, lat.gain_growth)),
@@ -181,6 +186,9 @@ class MultiCodec:
     else:
       for_rate, for_synth = quantize.quantize_for_training(
           flat, mode=mode, temperature=temperature, noise_a=noise_a, key=key)
+    # Uncoded latents are exactly 0 in the file: no training noise there either.
+    coded = np.concatenate([c.ravel() for reg in self.regions for c in reg.coded])
+    for_rate, for_synth = for_rate * coded, for_synth * coded
     lat_bits = self.region_latent_bits(params["arm"], _split(for_rate, shapes))
     recon, out0 = self.synthesize(params, _split(for_synth, shapes))
     pixels = self.height * self.width

@@ -41,15 +41,35 @@ def partition(decoded_masks: list[np.ndarray], height: int, width: int) -> np.nd
   return labels
 
 
+def footprint(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Pixel range ``[lo_i, hi_i)`` each of ``in_size`` latents reaches when upsampled.
+
+  Bilinear with half-pixel centres: pixel ``y`` reads latent ``i`` iff
+  ``|(2y + 1) in - (2i + 1) out| < 2 out`` (pure integers, same on every machine).
+  """
+  i = np.arange(in_size, dtype=np.int64)
+  c = (2 * i + 1) * out_size
+  y_lo = ((c - 2 * out_size) // in_size + 1) // 2        # first y with 2y+1 > (c-2out)/in
+  y_hi = (-(-(c + 2 * out_size) // in_size)) // 2        # first y with 2y+1 >= (c+2out)/in
+  return np.clip(y_lo, 0, out_size), np.clip(y_hi, 0, out_size)
+
+
+def _any_in_ranges(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
+  """For each range ``[lo_i, hi_i)`` along ``axis``: whether ``a`` has a True there."""
+  cs = np.cumsum(a, axis=axis, dtype=np.int32)
+  cs = np.concatenate([np.zeros_like(np.take(cs, [0], axis=axis)), cs], axis=axis)
+  return (np.take(cs, hi, axis=axis) - np.take(cs, lo, axis=axis)) > 0
+
+
 def coded_latents(mask: np.ndarray, num_grids: int) -> tuple[np.ndarray, ...]:
-  """Per grid: latents whose bilinear upsampling weight reaches a pixel of ``mask``."""
+  """Per grid: latents whose bilinear footprint reaches a pixel of ``mask`` (O(HW))."""
   h, w = mask.shape
-  m = mask.astype(np.int64)
   out = []
   for gh, gw in latents_lib.grid_shapes(h, w, num_grids):
-    uh = (latents_lib.upsampling_matrix(h, gh) > 0).astype(np.int64)
-    uw = (latents_lib.upsampling_matrix(w, gw) > 0).astype(np.int64)
-    out.append((uh.T @ m @ uw) > 0)
+    rl, rh = footprint(h, gh)
+    cl, ch = footprint(w, gw)
+    rows = _any_in_ranges(mask, rl, rh, axis=0)          # (gh, w)
+    out.append(_any_in_ranges(rows, cl, ch, axis=1))     # (gh, gw)
   return tuple(out)
 
 

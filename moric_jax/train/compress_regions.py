@@ -107,10 +107,14 @@ def compress_regions(image: np.ndarray, labels: np.ndarray,
   pixels = h * w
   aux_of = lambda p: evaluate(p)[1]
   lam0 = float(lmbdas[0])
-  names = [("arm", "bpp_latents", lam0)]
+  lam_np = np.asarray(lmbdas, np.float64)
+  # What each network changes, as in the training loss (besides its own bits).
+  latent_cost = lambda a: float(np.dot(lam_np, np.asarray(a["region_latent_bits"]))) / pixels
+  dist_cost = lambda a: float(a["mse"]) + codec.layer0_weight * float(a["mse_layer0"])
+  names = [("arm", latent_cost, lam0)]
   if codec.gmn is not None:
-    names.append(("gmn", "mse", lam0))
-  names += [(("lsn", r), "mse", float(lmbdas[r])) for r in range(codec.num_regions)]
+    names.append(("gmn", dist_cost, lam0))
+  names += [(("lsn", r), dist_cost, float(lmbdas[r])) for r in range(codec.num_regions)]
   choice = {n: weight_search.search_network(params, n, grid, aux_of, lam, pixels, key_)
             for n, key_, lam in names}
   deltas = {"arm": choice["arm"].delta,

@@ -197,9 +197,9 @@ class SpeedMeter:
       self._inner(stats)
 
   @property
-  def steps_per_second(self) -> float:
+  def steps_per_second(self) -> float | None:
     rates = self.rates[1:] or self.rates
-    return float(np.median(rates)) if rates else float("nan")
+    return float(np.median(rates)) if rates else None
 
 
 class TrainingDivergedError(RuntimeError):

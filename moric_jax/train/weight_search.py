@@ -54,7 +54,7 @@ def search_network(params: dict, name, deltas: np.ndarray,
 
   ``evaluate(params) -> {"mse", "bpp_latents"}`` (hard latents). For ``distortion_key
   == "mse"`` the cost is ``mse + lmbda * bits / P``; for ``"bpp_latents"`` it is
-  ``lmbda * (bpp_latents + bits / P)``.
+  ``lmbda * (bpp_latents + bits / P)``; a callable gives ``f(aux) + lmbda * bits / P``.
   """
   best, costs = None, []
   for delta in deltas:
@@ -62,7 +62,9 @@ def search_network(params: dict, name, deltas: np.ndarray,
     bits = weights_lib.int_tree_bits(int_p)
     trial = _replace(params, name, weights_lib.dequantize_tree(int_p, float(delta)))
     aux = jax.device_get(evaluate(trial))
-    if distortion_key == "mse":
+    if callable(distortion_key):
+      cost = float(distortion_key(aux)) + lmbda * bits / num_pixels
+    elif distortion_key == "mse":
       cost = float(aux["mse"]) + lmbda * bits / num_pixels
     else:
       cost = lmbda * (float(aux["bpp_latents"]) + bits / num_pixels)
