@@ -1,6 +1,7 @@
 """Standard CPU benchmark: 256x256 centre crops of four Kodak images, 4 lambdas.
 
-About an hour on 2 CPU cores (lambda-batched training).
+About an hour on 2 CPU cores (lambda-batched training; measured 57 min on 2026-11-26,
+with other jobs sharing the cores part of the time).
 
   python -m experiments.sweep --config=configs/bench_cpu.py --config.output_dir=runs/bench_cpu
 """

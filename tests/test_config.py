@@ -42,3 +42,19 @@ def test_macs_per_pixel_c3_sized_model():
   assert macs["lsn"] == 666
   assert 1040 < macs["arm"] < 1060
   assert macs["total"] < 2000
+
+
+@pytest.mark.parametrize("scheme,per_px", [("none", 666), ("progressive_concat", 810 + 184)])
+def test_macs_per_pixel_multi_region(scheme, per_px):
+  import numpy as np
+  from moric_jax.model.multi_codec import MultiCodec
+  config = presets.default()
+  config.model.modulation = scheme
+  m = np.zeros((64, 64), bool)
+  m[8:24, 16:48] = True                   # a 16x32 box: 512 px besides the background
+  codec = MultiCodec.from_config(config.model, 64, 64, [m])
+  macs = complexity.multi_macs_per_pixel(codec)
+  # progressive: LSN (7+4)*18 + (18+4)*18 + 18*3 + 2*81; GMN 2 * (in*8 + 8*4).
+  assert macs["synthesis"] == pytest.approx(per_px * (4096 + 512) / 4096)
+  coded = sum(r.num_coded for r in codec.regions)
+  assert macs["arm"] == pytest.approx(792 * coded / 4096)

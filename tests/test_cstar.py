@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
 from dataclasses import replace
 
 import numpy as np
@@ -329,3 +330,188 @@ def test_bad_arguments():
         cstar.decode_mask(b"", (0, 5))
     with pytest.raises(ValueError):
         cstar.encode_mask(np.zeros((4, 4), bool), cstar.CStarParams(n_directions=12))
+
+
+# ----------------------------------------------------------------------------- bounded decoding
+BIG = (4096, 4096)
+
+
+def _craft(events, q=None, start=(100, 100), n_claim=None, shape=BIG, fmt=None):
+    """A C* stream written with the codec's own writer: header, one component with the given
+    chain events (``n_claim`` = claimed chain length, default the real one), outline flag 0
+    and dilation ``q`` (default: the largest the format allows)."""
+    lay = cstar._layout(fmt or cstar._DEFAULT_FMT, shape)
+    w = cstar._Writer()
+    cstar._write_header(w, lay.f)
+    m = cstar._Models(lay)
+    w.gamma(2)
+    w.uniform(start[0] + 2, 2 * lay.H + 3)
+    w.uniform(start[1] + 2, 2 * lay.W + 3)
+    w.uniform(0, lay.f.K)
+    w.gamma((len(events) if n_claim is None else n_claim) + 1)
+    ctx = 1
+    for ev in events:
+        cstar._write_event(w, lay, m, ctx, ev)
+        ctx = cstar._apply(lay, (0, 0), 0, ev)[2]
+    w.adaptive(m.outline, 0)
+    if lay.f.dilate:
+        w.gamma((lay.max_q if q is None else q) + 1)
+    return w.getvalue().rstrip(b"\0")
+
+
+def _bounded(fn, b, shape=BIG, seconds=2.0, mbytes=200):
+    """Decode ``b``: returns the result or None (CStarError), asserting time and memory."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        out = fn(b, shape)
+    except cstar.CStarError:
+        out = None
+    finally:
+        dt = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert dt < seconds, (b.hex(), dt)
+    assert peak < mbytes * 1e6, (b.hex(), peak)
+    return out
+
+
+def test_short_random_streams_bounded():
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        b = rng.integers(0, 256, rng.integers(8, 17), dtype=np.uint8).tobytes()
+        for fn in (cstar.decode_mask, cstar.decode_label_map):
+            _bounded(fn, b)
+
+
+def test_valid_header_plus_few_bytes_bounded(masks):
+    """Prefixes of valid streams, followed by a few zero / 0xff / random bytes, at 4096^2."""
+    rng = np.random.default_rng(12)
+    ev = [(0, 0, 0, 0)] * 30 + [(1, 8, 0, 0)] + [(0, 1, 0, 0), (0, -1, 0, 0)] * 20
+    good = _craft(ev, q=40)
+    assert cstar.decode_mask(good, BIG).any()
+    horse = cstar.encode_mask(masks["horse"])  # (a 128 px stream, read as a 4096^2 one)
+    for b in (good, horse):
+        for k in range(1, 7):
+            for tail in (b"", b"\0" * 4, b"\xff" * 4, rng.integers(0, 256, 6, np.uint8).tobytes()):
+                _bounded(cstar.decode_mask, b[:k] + tail)
+    for k in range(0, len(horse) + 1, 5):
+        _bounded(cstar.decode_mask, horse[:k])
+
+
+def test_claimed_counts_cost_nothing():
+    """An exhausted range decoder returns symbol 0 for free: a few bytes used to claim
+    millions of chain steps or a huge dilation (out of memory at 4096^2). Now: an error."""
+    for n in (10**4, 10**6, cstar._layout(cstar._DEFAULT_FMT, BIG).max_events):
+        b = _craft([], n_claim=n)
+        assert len(b) <= 16
+        assert _bounded(cstar.decode_mask, b, seconds=0.5, mbytes=50) is None
+    old_max_q = 16 * (4098**2 + 4098**2)
+    with pytest.raises(cstar.CStarError, match="dilation"):
+        cstar.decode_mask(_craft([], q=old_max_q - 1), BIG)
+    # events that the data does not contain: "truncated"
+    b = _craft([(0, 0, 0, 0)] * 3, n_claim=4000)
+    with pytest.raises(cstar.CStarError, match="truncated"):
+        cstar.decode_mask(b, BIG)
+
+
+def test_many_empty_regions_cheap():
+    """Each empty region costs one bit: decode_label_map does O(1) work for it."""
+    w = cstar._Writer()
+    cstar._write_header(w, cstar._DEFAULT_FMT)
+    w.gamma(2001)
+    for _ in range(2000):
+        w.gamma(1)
+    b = w.getvalue().rstrip(b"\0")
+    assert len(b) < 300
+    out = _bounded(cstar.decode_label_map, b)
+    assert out is not None and not out.any()
+
+
+def test_chain_length_limited_by_data_length():
+    ok = _craft([(0, -2, 0, 0)] * 4000)  # a cheap chain: 4000 hard left turns
+    assert len(ok) < 20
+    assert _bounded(cstar.decode_mask, ok).any()
+    with pytest.raises(cstar.CStarError, match="data length"):
+        cstar.decode_mask(_craft([(0, -2, 0, 0)] * 20000), BIG)
+
+
+def test_image_wide_chain_with_max_dilation_bounded():
+    """Worst case for the raster: a 24-byte chain around the whole 4096^2 image, largest q."""
+    ev = []
+    for _ in range(4):
+        ev += [(0, 0, 0, 0)] * 1024 + [(1, 8, 0, 0)]
+    b = _craft(ev, start=(0, 0))
+    assert len(b) < 32
+    d = _bounded(cstar.decode_mask, b, seconds=3.0)
+    assert d.all()
+
+
+def test_trailing_zeros_and_event_padding(masks, monkeypatch):
+    m = masks["disk"]
+    b = cstar.encode_mask(m)
+    ref = cstar.decode_mask(b, m.shape)
+    for k in (1, 4, 64):  # explicit zeros decode like the implicit ones
+        assert np.array_equal(cstar.decode_mask(b + b"\0" * k, m.shape), ref)
+    # one event per byte allowed: the encoder pads with zero bytes to stay decodable
+    monkeypatch.setattr(cstar, "_EV_FREE", 0)
+    monkeypatch.setattr(cstar, "_EV_PER_BYTE", 1)
+    for name in ("disk", "multi", "thin"):
+        m = masks[name]
+        b = cstar.encode_mask(m)
+        assert (cstar.decode_mask(b, m.shape) >= m).all()
+        with pytest.raises(cstar.CStarError, match="data length"):
+            cstar.decode_mask(b[:-1], m.shape)
+
+
+def test_dilation_cap_splits_components(masks, monkeypatch):
+    """A component that needs more dilation than the cap allows is split into pieces
+    (bounding-box halves, recursively), each a component of the stream: coverage stays."""
+    monkeypatch.setattr(cstar, "_Q_CAP_MAX_PX", 0)  # extreme: no dilation at all
+    small = np.zeros((20, 24), bool)
+    rr, cc = draw.disk((9.3, 11.6), 6.5, shape=small.shape)
+    small[rr, cc] = True
+    for m in (small, masks["thin"][:40, :40]):
+        assert cstar._layout(cstar._DEFAULT_FMT, m.shape).max_q == 0
+        b, d = _roundtrip(m)
+        assert (d >= m).all() and _iou(d, m) > 0.5
+        r = cstar._Reader(b)
+        cstar._read_header(r)
+        assert r.gamma(10**6, "n") - 1 > len(contours.components(m))
+        with pytest.raises(cstar.CStarError, match="dilation"):  # q > cap is refused
+            cstar.decode_mask(_craft([], q=1, start=(3, 3), shape=m.shape), m.shape)
+
+
+def test_default_dilation_cap():
+    lay = cstar._layout(cstar._DEFAULT_FMT, BIG)
+    assert lay.max_q == (4 * 8) ** 2  # 8 px for step 4
+    assert cstar._q_cap_px(cstar._format(cstar.CStarParams(step=64, corner_step=32))) == 16
+
+
+def test_huge_gamma_values_do_not_panic():
+    """constriction's Uniform panics (BaseException) above 2**24 symbols: Elias-gamma
+    remainders that long are coded in 24-bit pieces, and a decoder never builds one."""
+    for n in (2**24, 2**24 + 1, 2**30 + 5, 2**47 + 3):
+        w = cstar._Writer()
+        cstar._write_header(w, cstar._DEFAULT_FMT)
+        w.gamma(n)  # region count
+        with pytest.raises(cstar.CStarError):
+            cstar.decode_label_map(w.getvalue(), BIG)
+    b = _craft([], n_claim=2**26)  # chain length > 2**25 (under the image limit)
+    with pytest.raises(cstar.CStarError):
+        cstar.decode_mask(b, BIG)
+
+
+def test_memory_error_is_cstar_error(masks, monkeypatch):
+    m = masks["disk"]
+    b = cstar.encode_mask(m)
+    bl = cstar.encode_label_map(m.astype(np.int32))
+
+    def boom(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(cstar, "_component_view", boom)
+    for fn, data in ((cstar.decode_mask, b), (cstar.decode_label_map, bl),
+                     (cstar.decode_label_masks, bl)):
+        with pytest.raises(cstar.CStarError, match="too large"):
+            fn(data, m.shape)

@@ -21,9 +21,38 @@ coverage never suffers from them) as a polygonal chain:
   pixel (r, c) is in the mask iff its centre's grid point is within exact squared distance
   ``q`` of the raster. The encoder runs exactly that reconstruction, picks the outline flag
   with fewer wrong pixels and sends the smallest ``q`` that covers every pixel of the
-  component (contour dilation -> 100% coverage).
+  component (contour dilation -> 100% coverage). ``q`` is capped (:func:`_q_cap_px`:
+  ``4 px + step``, at most 16 px; the encoder needs <= ~3 px in practice): should a
+  component need more, it is split into the components of its two bounding-box halves,
+  recursively (a single pixel always fits), each coded as a component of its own, so
+  coverage stays 100% (the format is unchanged; the pieces just cost more bits).
 - the byte string is the range coder's output (big-endian 32-bit words) with the flush
   shortened as far as the decoder, which pads with zero bytes, still reproduces the result.
+
+Decoding cost is bounded by the length of the data and the real image size, never by
+counts the data merely claims (masks come from untrusted files):
+
+- the decoder reads the data plus ``_PAD_WORDS`` = 4 zero words and raises
+  ``CStarError("truncated contour data")`` if it needs a symbol after that (an exhausted
+  range decoder would otherwise return symbol 0 forever, for free). Encoder output never
+  gets there: :func:`_trim` only shortens the flush as far as the real decoder still
+  reproduces the result (a sealed stream is read at most one word past its end), so
+  valid encodings are byte-for-byte the same as before this rule;
+- chain events plus components of a stream are limited to
+  ``_EV_FREE + _EV_PER_BYTE * len(data)`` = 4096 + 64 per byte, checked when a chain
+  length is read, before any work. Adaptive coding makes a long straight edge cost as
+  little as ~0.003 bits/event, so for such extreme masks (> 4096 events at < 1/8 bit each)
+  the encoder appends zero bytes, which decode the same, to stay inside;
+- the number of components / regions is bounded by the data (each costs >= 1 bit);
+- a component's window is its chain's bounding box plus the dilation radius + 2 px
+  (<= 18 px), clipped to the image plus that margin. Its raster is kept as row spans
+  (O(scanline crossings) = O(events * step) memory, generated ~``_CHUNK`` at a time) and
+  dilated exactly, span by span, into runs of pixel centres (block by block): no
+  supersampled dense grid, no distance transform. :func:`decode_mask` counts all runs
+  into one ``(H, W+1)`` int32 difference array, so a component costs O(its runs) =
+  O(window rows * (1 + radius) * spans per row) and the image O(H*W) once (~90 MB peak at
+  4096^2); the label-map decoders paint each component's window (O(window pixels));
+- ``MemoryError`` inside a decoder is reported as :class:`CStarError`.
 
 Everything that decides the parse or the reconstruction is integer (or, in the scanline
 fill, correctly rounded IEEE basic operations on small dyadic values): vertices live on a
@@ -43,6 +72,7 @@ and to background (0) if none does.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -51,7 +81,6 @@ import constriction
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from skimage import draw
 
 from . import contours as _ct
 
@@ -63,6 +92,12 @@ HALF = FIX // 2  # half-pixel grid spacing in lattice units
 SUB = 4  # supersampling of the decoder's raster / dilation grid (per pixel)
 _KS = (8, 16, 32, 64)
 _MAX_SIDE = (1 << 23) - 8
+_PAD_WORDS = 4  # zero words the decoder may read past the data before "truncated"
+_EV_FREE = 4096  # chain events + components allowed regardless of the data length ...
+_EV_PER_BYTE = 64  # ... plus this many per byte of data
+_Q_CAP_MAX_PX = 16  # dilation radius cap (px); see _q_cap_px
+_BLOCK = 1 << 20  # output samples per block of the decoder's dilation
+_CHUNK = 1 << 18  # scanline crossings (or span x row pairs) generated at a time
 
 
 class CStarError(ValueError):
@@ -147,6 +182,16 @@ class _Adaptive:
             self.counts = np.floor((self.counts + 1.0) / 2.0)
 
 
+def _gamma_chunks(zeros: int) -> list[tuple[int, int]]:
+    """(shift, bits) of the uniform pieces of an Elias-gamma remainder of ``zeros`` bits, most
+    significant first: one piece up to 24 bits (constriction's ``Uniform`` takes at most
+    2**24 symbols and panics above), else a first piece of ``zeros - 24*k`` bits and k pieces
+    of 24 bits (values that large were not codable before, so no stream changed)."""
+    k = max(zeros - 1, 0) // 24
+    out = [(24 * k, zeros - 24 * k)] if zeros else []
+    return out + [(24 * i, 24) for i in range(k - 1, -1, -1)]
+
+
 class _Writer:
     def __init__(self) -> None:
         self.enc = _queue.RangeEncoder()
@@ -158,35 +203,48 @@ class _Writer:
             self.enc.encode(int(x), _model.Uniform(int(n)))
 
     def gamma(self, n: int) -> None:
-        """Elias-gamma code of an integer ``n >= 1``."""
+        """Elias-gamma code of an integer ``n >= 1`` (remainder: :func:`_gamma_chunks`)."""
         nbits = int(n).bit_length()
         for _ in range(nbits - 1):
             self.uniform(0, 2)
         self.uniform(1, 2)
-        if nbits > 1:
-            self.uniform(int(n) - (1 << (nbits - 1)), 1 << (nbits - 1))
+        rem = int(n) - (1 << (nbits - 1))
+        for shift, bits in _gamma_chunks(nbits - 1):
+            self.uniform((rem >> shift) & ((1 << bits) - 1), 1 << bits)
 
     def adaptive(self, m: _Adaptive, x: int) -> None:
         self.enc.encode(int(x), m.model())
         m.update(int(x))
 
     def getvalue(self) -> bytes:
-        words = np.asarray(self.enc.get_compressed(), dtype=">u4")
-        return words.tobytes().rstrip(b"\0")
+        """All words of the sealed stream (trailing zero bytes NOT stripped: see _trim)."""
+        return np.asarray(self.enc.get_compressed(), dtype=">u4").tobytes()
 
 
 class _Reader:
+    """Range decoder over ``data`` + ``_PAD_WORDS`` zero words. Needing a symbol once all of
+    that has been read raises ``CStarError("truncated contour data")``; ``units`` is the
+    stream's budget of chain events + components (``_EV_FREE + _EV_PER_BYTE * len(data)``)."""
+
     def __init__(self, data: bytes) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("data must be bytes")
         b = bytes(data)
-        b += b"\0" * (-len(b) % 4)
+        self.units = _EV_FREE + _EV_PER_BYTE * len(b)
+        b += b"\0" * (-len(b) % 4 + 4 * _PAD_WORDS)
         try:
             self.dec = _queue.RangeDecoder(np.frombuffer(b, dtype=">u4").astype(np.uint32))
         except Exception as e:  # pragma: no cover - constriction rejects nothing here
             raise CStarError(f"cannot open C* stream: {e}") from e
 
+    def spend(self, n: int, what: str) -> None:
+        if n > self.units:
+            raise CStarError(f"corrupt C* stream: {what} exceeds what the data length allows")
+        self.units -= n
+
     def _decode(self, model) -> int:
+        if self.dec.maybe_exhausted():
+            raise CStarError("truncated contour data")
         try:
             return int(self.dec.decode(model))
         except Exception as e:
@@ -202,7 +260,9 @@ class _Reader:
             zeros += 1
             if zeros >= maxbits:
                 raise CStarError(f"corrupt C* stream: {what} exceeds limit {max_value}")
-        n = (1 << zeros) + (self.uniform(1 << zeros) if zeros else 0)
+        n = 1 << zeros
+        for shift, bits in _gamma_chunks(zeros):
+            n += self.uniform(1 << bits) << shift
         if n > max_value:
             raise CStarError(f"corrupt C* stream: {what} = {n} exceeds limit {max_value}")
         return n
@@ -276,6 +336,14 @@ class _Layout(NamedTuple):
     max_q: int
 
 
+def _q_cap_px(f: _Format) -> int:
+    """Largest dilation radius (px) the format allows: ``4 + ceil(step)`` px, at most
+    ``_Q_CAP_MAX_PX``. The encoder needs ~1-3 px in practice (<= 2.5 px on the test shapes
+    with default settings, ~2.9 px without resetting and angle matching; chords of long steps
+    need up to ~step/2)."""
+    return min(_Q_CAP_MAX_PX, 4 + -(-f.step_u // FIX))
+
+
 def _layout(f: _Format, shape: tuple[int, int]) -> _Layout:
     H, W = int(shape[0]), int(shape[1])
     n = 2 * f.A + 1
@@ -288,7 +356,7 @@ def _layout(f: _Format, shape: tuple[int, int]) -> _Layout:
     return _Layout(
         f, H, W, _dir_table(f.K, f.step_u), _dir_table(f.K, f.cstep_u),
         2 * int(math.ceil(f.step_u / FIX)) + 8, n, esc, rst, max_comp, max_events,
-        SUB * SUB * ((H + 2) ** 2 + (W + 2) ** 2),
+        min(SUB * SUB * ((H + 2) ** 2 + (W + 2) ** 2), (SUB * _q_cap_px(f)) ** 2),
     )
 
 
@@ -352,91 +420,265 @@ def _read_event(r: _Reader, lay: _Layout, m: _Models, ctx: int):
     return (_SMOOTH, s - lay.f.A, 0, 0)
 
 
-def _grid_fill(verts: np.ndarray, a: int, b: int, c: int, d: int, outline: bool) -> np.ndarray:
-    """Supersampled raster of the closed polygon ``verts`` (n, 2) lattice ints on the grid of
-    points ``(a + i/SUB, c + j/SUB)`` px, ``0 <= i <= (b-a)*SUB``, ``0 <= j <= (d-c)*SUB``.
+def _line_points(r0: int, c0: int, r1: int, c1: int, gh: int, gw: int):
+    """The points of ``skimage.draw.line(r0, c0, r1, c1)`` (Bresenham) that lie in the grid
+    ``[0, gh) x [0, gw)``, computed in closed form only for the part of the segment that can
+    reach the grid: point ``i`` (0..n along the major axis, n = its length) has minor offset
+    ``floor((2 * m * i + n) / (2 * n))`` with m the minor length."""
+    dr, dc = abs(r1 - r0), abs(c1 - c0)
+    sr, sc = (1 if r1 >= r0 else -1), (1 if c1 >= c0 else -1)
+    steep = dr > dc
+    if steep:  # major axis = rows
+        M0, m0, n, mm, sM, sm, GM, Gm = r0, c0, dr, dc, sr, sc, gh, gw
+    else:
+        M0, m0, n, mm, sM, sm, GM, Gm = c0, r0, dc, dr, sc, sr, gw, gh
+    if n == 0:
+        i = np.zeros(1, dtype=np.int64)
+    else:
+        # major coordinate M0 + sM * i in [0, GM)
+        lo, hi = (-M0, GM - 1 - M0) if sM > 0 else (M0 - GM + 1, M0)
+        lo, hi = max(lo, 0), min(hi, n)
+        # minor offset o(i) in [t0, t1] (the grid's range): o(i) >= t0 iff
+        # 2*mm*i >= (2*t0 - 1)*n, o(i) <= t1 iff 2*mm*i < (2*t1 + 1)*n
+        t0, t1 = (-m0, Gm - 1 - m0) if sm > 0 else (m0 - Gm + 1, m0)
+        if t1 < 0:
+            lo = hi + 1
+        elif mm > 0:
+            lo = max(lo, -(-(2 * max(t0, 0) - 1) * n // (2 * mm)))
+            hi = min(hi, -(-(2 * t1 + 1) * n // (2 * mm)) - 1)
+        elif t0 > 0:
+            lo = hi + 1
+        if lo > hi:
+            e = np.zeros(0, dtype=np.int64)
+            return e, e
+        i = np.arange(lo, hi + 1, dtype=np.int64)
+    M = M0 + sM * i
+    m = m0 + sm * ((2 * mm * i + n) // (2 * n) if n else 0 * i)
+    rr, cc = (M, m) if steep else (m, M)
+    ok = (rr >= 0) & (rr < gh) & (cc >= 0) & (cc < gw)
+    return rr[ok], cc[ok]
 
-    Grid points inside the polygon (:func:`_scan_fill`), plus, if ``outline``, the grid
-    lines between the grid points nearest to consecutive vertices. Never empty: falls back to
-    the (clipped) grid points nearest to the vertices."""
-    gshape = ((b - a) * SUB + 1, (d - c) * SUB + 1)
-    g = np.zeros(gshape, dtype=bool)
-    unit = FIX // SUB
-    rel = verts - np.array([a * FIX, c * FIX], dtype=np.int64)
-    if len(verts) >= 3:
-        g |= _scan_fill(rel[:, 0] / unit, rel[:, 1] / unit, gshape)
-    gp = (rel + unit // 2) // unit
-    if outline and len(verts) >= 2:
-        rows, cols = [gp[:, 0]], [gp[:, 1]]
-        for (r0, c0), (r1, c1) in zip(gp.tolist(), np.roll(gp, -1, axis=0).tolist()):
-            if max(abs(r1 - r0), abs(c1 - c0)) > 1:
-                rr, cc = draw.line(r0, c0, r1, c1)
-                rows.append(rr)
-                cols.append(cc)
-        rr, cc = np.concatenate(rows), np.concatenate(cols)
-        ok = (rr >= 0) & (rr < gshape[0]) & (cc >= 0) & (cc < gshape[1])
-        g[rr[ok], cc[ok]] = True
-    if not g.any():
-        g[np.clip(gp[:, 0], 0, gshape[0] - 1), np.clip(gp[:, 1], 0, gshape[1] - 1)] = True
-    return g
 
-
-def _scan_fill(y: np.ndarray, x: np.ndarray, gshape: tuple[int, int]) -> np.ndarray:
-    """Even-odd scanline fill of the closed polygon (y, x) (float, exact small dyadic values):
-    grid point (i, j) is filled iff x_left <= j <= x_right for a crossing pair of row i, where
-    an edge crosses row i iff min(y0, y1) <= i < max(y0, y1). IEEE-exact basic operations only,
-    so encoder and decoder agree bit for bit."""
-    gh, gw = gshape
+def _edges(y: np.ndarray, x: np.ndarray, gh: int):
+    """Edges of the closed polygon (y, x) (float, exact small dyadic values) that cross a
+    grid row ``0 <= i < gh``: (y0, x0, y1, x1, first row, stop row), or None."""
     y1, x1 = np.roll(y, -1), np.roll(x, -1)
     keep = y != y1
     y0, x0, y1, x1 = y[keep], x[keep], y1[keep], x1[keep]
     start = np.clip(np.ceil(np.minimum(y0, y1)), 0, gh).astype(np.int64)
     stop = np.clip(np.ceil(np.maximum(y0, y1)), 0, gh).astype(np.int64)
-    cnt = np.maximum(stop - start, 0)
-    total = int(cnt.sum())
-    g = np.zeros(gshape, dtype=bool)
-    if total == 0:
-        return g
-    e = np.repeat(np.arange(len(cnt)), cnt)
-    rows = start[e] + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    xs = x0[e] + (rows - y0[e]) * (x1[e] - x0[e]) / (y1[e] - y0[e])
-    order = np.lexsort((xs, rows))
-    rows, xs = rows[order], xs[order]
-    row = rows[0::2]
-    jl = np.clip(np.ceil(xs[0::2]), 0, gw).astype(np.int64)
-    jr = np.clip(np.floor(xs[1::2]) + 1, 0, gw).astype(np.int64)
-    ok = jl < jr
-    diff = np.zeros((gh, gw + 1), dtype=np.int32)
-    np.add.at(diff, (row[ok], jl[ok]), 1)
-    np.add.at(diff, (row[ok], jr[ok]), -1)
-    return np.cumsum(diff, axis=1)[:, :gw] > 0
+    k = stop > start
+    return (y0[k], x0[k], y1[k], x1[k], start[k], stop[k]) if k.any() else None
 
 
-def _grow(g: np.ndarray, q: int) -> np.ndarray:
-    """Grid points within squared distance ``q`` (grid units) of a True point of ``g``."""
-    if q <= 0:
-        return g
-    if q <= 24:
-        r = math.isqrt(q)
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        return ndimage.binary_dilation(g, structure=yy * yy + xx * xx <= q)
-    return _sq_dist(g) <= q
+def _ranges(cnt: np.ndarray):
+    """(owner, offset) for ``cnt[k]`` consecutive items per owner k."""
+    tot = int(cnt.sum())
+    own = np.repeat(np.arange(len(cnt)), cnt)
+    return own, np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt)
 
 
-def _sq_dist(g: np.ndarray) -> np.ndarray:
-    """Exact integer squared distance (grid units) of every grid point to the nearest True."""
-    ir, ic = ndimage.distance_transform_edt(~g, return_distances=False, return_indices=True)
-    gr, gc = np.indices(g.shape)
-    return (ir - gr).astype(np.int64) ** 2 + (ic - gc).astype(np.int64) ** 2
+def _spans(edges, i0: int, i1: int, gw: int, first_only: bool = False):
+    """Even-odd scanline fill of grid rows ``i0 <= i < i1`` as spans ``(row, jl, jr)``
+    (grid points ``jl <= j < jr`` of the row, ``jl < jr``, clipped to ``[0, gw]``): an edge
+    crosses row i iff min(y0, y1) <= i < max(y0, y1); with a row's crossings x sorted, each
+    pair (x_left, x_right) fills x_left <= j <= x_right. IEEE-exact basic operations only, so
+    encoder and decoder agree bit for bit. Crossings are generated for groups of whole rows,
+    ~``_CHUNK`` at a time. ``first_only``: stop at the first non-empty group."""
+    empty = np.zeros(0, dtype=np.int64)
+    out = ([], [], [])
+    if edges is not None:
+        y0, x0, y1, x1, start, stop = edges
+        sel = np.nonzero((start < i1) & (stop > i0))[0]
+        s0, s1 = np.maximum(start[sel], i0), np.minimum(stop[sel], i1)
+        per_row = np.zeros(i1 - i0 + 1, dtype=np.int64)
+        np.add.at(per_row, s0 - i0, np.int64(1))
+        np.add.at(per_row, s1 - i0, np.int64(-1))
+        cum = np.cumsum(np.cumsum(per_row)[:-1])  # crossings in rows i0 .. i
+        b0 = i0
+        while b0 < i1 and len(sel):
+            base = int(cum[b0 - i0 - 1]) if b0 > i0 else 0
+            b1 = min(max(i0 + int(np.searchsorted(cum, base + _CHUNK, "right")), b0 + 1), i1)
+            if int(cum[b1 - i0 - 1]) > base:
+                m = (s0 < b1) & (s1 > b0)
+                ss = np.maximum(s0[m], b0)
+                own, off = _ranges(np.minimum(s1[m], b1) - ss)
+                rows = ss[own] + off
+                ie = sel[m][own]
+                xs = x0[ie] + (rows - y0[ie]) * (x1[ie] - x0[ie]) / (y1[ie] - y0[ie])
+                order = np.lexsort((xs, rows))
+                rows, xs = rows[order], xs[order]
+                jl = np.clip(np.ceil(xs[0::2]), 0, gw).astype(np.int64)
+                jr = np.clip(np.floor(xs[1::2]) + 1, 0, gw).astype(np.int64)
+                ok = jl < jr
+                for lst, v in zip(out, (rows[0::2][ok], jl[ok], jr[ok])):
+                    lst.append(v)
+                if first_only and ok.any():
+                    break
+            b0 = b1
+    return tuple(np.concatenate(v) if v else empty for v in out)
 
 
-def _component_mask(
-    verts: np.ndarray, outline: bool, q: int, shape: tuple[int, int]
-) -> np.ndarray:
-    """Decoder reconstruction of one component: pixel ``(r, c)`` is in the mask iff the grid
-    point at its centre is within squared distance ``q`` (grid units, 1/SUB px) of the
-    polygon raster. Evaluated on a window around the polygon that contains every grid point
-    that can matter (polygon parts farther than the radius outside the image are cut)."""
+def _merge_spans(row: np.ndarray, jl: np.ndarray, jr: np.ndarray, gw: int):
+    """The union of spans ``[jl, jr)`` per row as disjoint, non-adjacent spans."""
+    if len(row) < 2:
+        return row, jl, jr
+    order = np.lexsort((jl, row))
+    row, jl, jr = row[order], jl[order], jr[order]
+    stride = gw + 2
+    reach = np.maximum.accumulate(row * stride + jr)  # running max of jr, per row
+    new = np.ones(len(row), dtype=bool)
+    new[1:] = row[1:] * stride + jl[1:] > reach[:-1]  # new row, or a gap before it
+    first = np.nonzero(new)[0]
+    last = np.append(first[1:] - 1, len(row) - 1)
+    return row[first], jl[first], reach[last] - row[last] * stride
+
+
+def _paint_rows(spans, i0: int, i1: int, gw: int) -> np.ndarray:
+    """Dense bool rows ``(i1 - i0, gw)`` of spans ``(row, jl, jr)``."""
+    row, jl, jr = spans
+    diff = np.zeros((i1 - i0) * (gw + 1), dtype=np.int32)
+    base = (row - i0) * (gw + 1)
+    np.add.at(diff, base + jl, np.int32(1))
+    np.add.at(diff, base + jr, np.int32(-1))
+    return np.cumsum(diff.reshape(i1 - i0, gw + 1), axis=1, dtype=np.int32)[:, :gw] > 0
+
+
+def _scan_fill(y: np.ndarray, x: np.ndarray, gshape: tuple[int, int]) -> np.ndarray:
+    """Even-odd scanline fill (:func:`_spans`) of the closed polygon (y, x) on the grid
+    ``gshape``, dense (also used by the Freeman baseline)."""
+    gh, gw = gshape
+    return _paint_rows(_spans(_edges(y, x, gh), 0, gh, gw), 0, gh, gw)
+
+
+class _Raster:
+    """The polygon raster of one component on the grid of points ``(a + i/SUB, c + j/SUB)``
+    px, ``0 <= i < gh = (b-a)*SUB+1``, ``0 <= j < gw = (d-c)*SUB+1``, as row spans.
+
+    Grid points inside the polygon (:func:`_spans`), plus, if ``outline``, the grid lines
+    (Bresenham) between the grid points nearest to consecutive vertices. If both are empty
+    on the whole grid, the (clipped) grid points nearest to the vertices instead
+    (:meth:`use_fallback`)."""
+
+    def __init__(self, verts: np.ndarray, a: int, b: int, c: int, d: int, outline: bool):
+        gh, gw = (b - a) * SUB + 1, (d - c) * SUB + 1
+        self.gh, self.gw = gh, gw
+        unit = FIX // SUB
+        rel = verts - np.array([a * FIX, c * FIX], dtype=np.int64)
+        self.gp = (rel + unit // 2) // unit
+        self.edges = _edges(rel[:, 0] / unit, rel[:, 1] / unit, gh) if len(verts) >= 3 else None
+        rows, cols = [], []
+        if outline and len(verts) >= 2:
+            gp = self.gp
+            ok = (gp[:, 0] >= 0) & (gp[:, 0] < gh) & (gp[:, 1] >= 0) & (gp[:, 1] < gw)
+            rows.append(gp[ok, 0])
+            cols.append(gp[ok, 1])
+            for (r0, c0), (r1, c1) in zip(gp.tolist(), np.roll(gp, -1, axis=0).tolist()):
+                if max(abs(r1 - r0), abs(c1 - c0)) > 1:
+                    rr, cc = _line_points(r0, c0, r1, c1, gh, gw)
+                    rows.append(rr)
+                    cols.append(cc)
+        self._set_points(rows, cols)
+
+    def _set_points(self, rows, cols) -> None:
+        pr = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        pc = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+        order = np.argsort(pr, kind="stable")
+        self.pr, self.pc = pr[order].astype(np.int64), pc[order].astype(np.int64)
+
+    def use_fallback(self) -> None:
+        """Switch to the fallback raster (the clipped grid points nearest to the vertices)."""
+        self.edges = None
+        gp = self.gp
+        self._set_points([np.clip(gp[:, 0], 0, self.gh - 1)], [np.clip(gp[:, 1], 0, self.gw - 1)])
+
+    def spans(self, i0: int, i1: int):
+        """Raster rows ``i0 <= i < i1`` as disjoint, non-adjacent spans ``(row, jl, jr)``."""
+        row, jl, jr = _spans(self.edges, i0, i1, self.gw)
+        lo, hi = np.searchsorted(self.pr, [i0, i1])
+        if hi > lo:
+            pc = self.pc[lo:hi]
+            row, jl, jr = (np.concatenate([row, self.pr[lo:hi]]), np.concatenate([jl, pc]),
+                           np.concatenate([jr, pc + 1]))
+        return _merge_spans(row, jl, jr, self.gw)
+
+    def nonempty(self) -> bool:
+        return len(self.pr) > 0 or len(_spans(self.edges, 0, self.gh, self.gw, True)[0]) > 0
+
+    def full(self) -> np.ndarray:
+        """The dense raster (fallback applied), ``(gh, gw)`` bool."""
+        if not self.nonempty():
+            self.use_fallback()
+        return _paint_rows(self.spans(0, self.gh), 0, self.gh, self.gw)
+
+    def runs(self, q: int, ilo: int, ihi: int, jlo: int, jhi: int):
+        """The grid points (i, j) = (ilo + SUB*k, jlo + SUB*m), ``0 <= k <= (ihi-ilo)/SUB``,
+        ``0 <= m <= (jhi-jlo)/SUB``, within squared distance ``q`` (grid units) of a True
+        raster point, as runs: yields ``(k0, k1, k, mlo, mhi)``, for a block of rows
+        ``k0 <= k < k1`` arrays of (possibly overlapping) runs ``mlo..mhi`` (inclusive) of
+        row k. Exact: a span [jl, jr) of grid row i' reaches the points of row i with column
+        in [jl - w, jr - 1 + w], w = isqrt(q - (i' - i)^2), for |i' - i| <= isqrt(q).
+        Memory O(spans of a block + ~_CHUNK), never the dense grid."""
+        h = math.isqrt(max(q, 0))
+        wtab = np.array([math.isqrt(q - dy * dy) for dy in range(h + 1)], dtype=np.int64)
+        K = (jhi - jlo) // SUB + 1
+        n_out = (ihi - ilo) // SUB + 1
+        blk = max(1, _BLOCK // (K + 1))
+        for k0 in range(0, n_out, blk):
+            k1 = min(k0 + blk, n_out)
+            g0, g1 = max(ilo + k0 * SUB - h, 0), min(ilo + (k1 - 1) * SUB + h + 1, self.gh)
+            row, jl, jr = self.spans(g0, g1)
+            if not len(row):
+                continue
+            # output rows k0 <= k < k1 each span reaches
+            ka = np.maximum(-((h + ilo - row) // SUB), k0)
+            kb = np.minimum((row + h - ilo) // SUB, k1 - 1)
+            cnt = np.maximum(kb - ka + 1, 0)
+            cum = np.cumsum(cnt)
+            s0 = 0
+            while s0 < len(row):  # ~_CHUNK (span, output row) pairs at a time
+                base = int(cum[s0 - 1]) if s0 else 0
+                s1 = max(int(np.searchsorted(cum, base + _CHUNK, "right")), s0 + 1)
+                own, off = _ranges(cnt[s0:s1])
+                own += s0
+                k = ka[own] + off
+                w = wtab[np.abs(ilo + k * SUB - row[own])]
+                clo = np.maximum(-((jlo + w - jl[own]) // SUB), 0)  # ceil((jl - w - jlo) / SUB)
+                chi = np.minimum((jr[own] - 1 + w - jlo) // SUB, K - 1)
+                ok = clo <= chi
+                yield k0, k1, k[ok], clo[ok], chi[ok]
+                s0 = s1
+
+    def dilated_samples(self, q: int, ilo: int, ihi: int, jlo: int, jhi: int) -> np.ndarray:
+        """:meth:`runs` as a dense bool array ``(rows, cols)``."""
+        K = (jhi - jlo) // SUB + 1
+        res = np.zeros(((ihi - ilo) // SUB + 1, K), dtype=bool)
+        cur = None
+        for k0, k1, k, lo, hi in self.runs(q, ilo, ihi, jlo, jhi):
+            if cur is None or cur[0] != k0:
+                if cur is not None:
+                    _flush_runs(res, *cur)
+                cur = (k0, k1, np.zeros((k1 - k0) * (K + 1), dtype=np.int32))
+            _add_runs(cur[2], (k - k0) * (K + 1), lo, hi)
+        if cur is not None:
+            _flush_runs(res, *cur)
+        return res
+
+
+def _add_runs(diff: np.ndarray, base: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Count runs ``base + lo .. base + hi`` (inclusive) into a flat difference array."""
+    np.add.at(diff, base + lo, np.int32(1))  # (np.int32: numpy's fast path of add.at)
+    np.add.at(diff, base + hi + 1, np.int32(-1))
+
+
+def _flush_runs(res: np.ndarray, k0: int, k1: int, diff: np.ndarray) -> None:
+    K = res.shape[1]
+    res[k0:k1] = np.cumsum(diff.reshape(k1 - k0, K + 1), axis=1, dtype=np.int32)[:, :K] > 0
+
+
+def _window(verts: np.ndarray, q: int, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The grid window (pixel rows a..b, cols c..d) of a component: every grid point that can
+    matter (polygon parts farther than the radius outside the image are cut)."""
     H, W = shape
     rad = math.isqrt(max(q, 0)) // SUB + 2
     lo, hi = verts.min(axis=0) // FIX, -(-verts.max(axis=0) // FIX)
@@ -444,18 +686,56 @@ def _component_mask(
     b = int(max(min(hi[0] + rad, H - 1 + rad), a))
     c = int(min(max(lo[1] - rad, -rad), W - 1 + rad))
     d = int(max(min(hi[1] + rad, W - 1 + rad), c))
-    g = _grid_fill(verts, a, b, c, d, outline)
-    g = _grow(g, q)
-    out = np.zeros(shape, dtype=bool)
+    return a, b, c, d
+
+
+def _component_view(verts: np.ndarray, outline: bool, q: int, shape: tuple[int, int]):
+    """Decoder reconstruction of one component: pixel ``(r, c)`` is in the mask iff the grid
+    point at its centre is within squared distance ``q`` (grid units, 1/SUB px) of the
+    polygon raster (:class:`_Raster`). Returns ``(r0, c0, raster, sample args)`` for the
+    image pixels ``r0.., c0..`` of the component's window, or ``None`` if the window misses
+    the image."""
+    H, W = shape
+    a, b, c, d = _window(verts, q, shape)
     r0, r1, c0, c1 = max(a, 0), min(b, H - 1), max(c, 0), min(d, W - 1)
-    if r0 <= r1 and c0 <= c1:
-        out[r0:r1 + 1, c0:c1 + 1] = g[(r0 - a) * SUB:(r1 - a) * SUB + 1:SUB,
-                                      (c0 - c) * SUB:(c1 - c) * SUB + 1:SUB]
+    if r0 > r1 or c0 > c1:
+        return None
+    ras = _Raster(verts, a, b, c, d, outline)
+    if not ras.nonempty():
+        ras.use_fallback()
+    return r0, c0, ras, (q, (r0 - a) * SUB, (r1 - a) * SUB, (c0 - c) * SUB, (c1 - c) * SUB)
+
+
+def _component_window(verts: np.ndarray, outline: bool, q: int, shape: tuple[int, int]):
+    """:func:`_component_view` as ``(r0, c0, m)``, ``m`` the dense mask of the window's
+    image pixels, or ``None``."""
+    view = _component_view(verts, outline, q, shape)
+    if view is None:
+        return None
+    r0, c0, ras, args = view
+    return r0, c0, ras.dilated_samples(*args)
+
+
+def _component_mask(
+    verts: np.ndarray, outline: bool, q: int, shape: tuple[int, int]
+) -> np.ndarray:
+    """:func:`_component_window` as a full ``shape`` mask (encoder side)."""
+    out = np.zeros(shape, dtype=bool)
+    win = _component_window(verts, outline, q, shape)
+    if win is not None:
+        r0, c0, m = win
+        out[r0:r0 + m.shape[0], c0:c0 + m.shape[1]] = m
     return out
 
 
-def _required_q(verts: np.ndarray, outline: bool, target: np.ndarray) -> int:
-    """Smallest q such that ``_component_mask(verts, outline, q)`` covers ``target``."""
+def _grid_fill(verts: np.ndarray, a: int, b: int, c: int, d: int, outline: bool) -> np.ndarray:
+    """The whole (dense) raster of :class:`_Raster`, fallback included (encoder side)."""
+    return _Raster(verts, a, b, c, d, outline).full()
+
+
+def _required_q(verts: np.ndarray, outline: bool, target: np.ndarray, max_q: int) -> int:
+    """Smallest q such that ``_component_mask(verts, outline, q)`` covers ``target``;
+    ``max_q + 1`` or more if no q <= ``max_q`` does."""
     shape = target.shape
     base = _component_mask(verts, outline, 0, shape)
     missing = target & ~base
@@ -469,8 +749,12 @@ def _required_q(verts: np.ndarray, outline: bool, target: np.ndarray) -> int:
     edge = np.argwhere(g & ~ndimage.binary_erosion(g))  # nearest fill point is on its edge
     dist, _ = cKDTree(edge).query(np.stack([(tr - a) * SUB, (tc - c) * SUB], 1))
     q = int(np.round(np.max(dist) ** 2))
+    if q > max_q:
+        return q
     while not (target <= _component_mask(verts, outline, q, shape)).all():
-        q = 2 * q + 1  # only if the windowed decoder sees a different raster; never expected
+        if q >= max_q:  # only if the windowed decoder sees a different raster
+            return max_q + 1
+        q = min(2 * q + 1, max_q)
     return q
 
 
@@ -568,16 +852,55 @@ def _check_shape(shape) -> tuple[int, int]:
     return H, W
 
 
-def _encode_body(w: _Writer, lay: _Layout, m: _Models, mask: np.ndarray, p: CStarParams) -> None:
-    comps = _ct.components(mask)
-    w.gamma(len(comps) + 1)
+def _pieces(lay: _Layout, p: CStarParams, comp: _ct.Component, budget: list) -> list:
+    """Chains ``(start_h, d0, events, outline, q)`` whose decoded union covers ``comp``: one
+    chain, or -- if no dilation <= ``lay.max_q`` makes it cover the component -- the pieces of
+    its two bounding-box halves' components, recursively (a single pixel's tiny chain always
+    fits). ``budget`` = [events left]."""
     shape = (lay.H, lay.W)
-    budget = lay.max_events
+    poly = _ct.outer_contour(comp, p.contour_level)
+    start_h, d0, events, verts = _chain(poly, lay, p, budget[0])
+    target = np.zeros(shape, dtype=bool)
+    r0, c0 = comp.offset
+    ph, pw = comp.pixels.shape
+    target[r0:r0 + ph, c0:c0 + pw] = comp.pixels
+    best = None
+    for outline in (False, True):
+        q = _required_q(verts, outline, target, lay.max_q) if lay.f.dilate else 0
+        if q > lay.max_q:
+            continue
+        dec = _component_mask(verts, outline, q, shape)
+        err = int((dec != target).sum())
+        if best is None or err < best[0]:
+            best = (err, outline, q)
+    if best is None and ph * pw > 1:
+        out = []
+        k = (ph if ph >= pw else pw) // 2
+        for sl, off in (
+            ((slice(0, k), slice(None)), (0, 0)),
+            ((slice(k, None), slice(None)), (k, 0)),
+        ) if ph >= pw else (
+            ((slice(None), slice(0, k)), (0, 0)),
+            ((slice(None), slice(k, None)), (0, k)),
+        ):
+            for sub in _ct.components(comp.pixels[sl]):
+                o = (r0 + off[0] + sub.offset[0], c0 + off[1] + sub.offset[1])
+                out += _pieces(lay, p, _ct.Component(o, sub.pixels, sub.filled), budget)
+        return out
+    if best is None:  # pragma: no cover - a single pixel's chain covers it with q ~ 0
+        best = (0, False, lay.max_q)  # (never seen; would give up full coverage)
+    budget[0] -= len(events)
+    return [(start_h, d0, events, best[1], best[2])]
+
+
+def _encode_body(w: _Writer, lay: _Layout, m: _Models, mask: np.ndarray, p: CStarParams) -> int:
+    """Code one mask; returns its number of budget units (components + chain events)."""
+    budget = [lay.max_events]
+    pieces = [pc for comp in _ct.components(mask) for pc in _pieces(lay, p, comp, budget)]
+    w.gamma(len(pieces) + 1)
     ctx = 1
-    for comp in comps:
-        poly = _ct.outer_contour(comp, p.contour_level)
-        start_h, d0, events, verts = _chain(poly, lay, p, budget)
-        budget -= len(events)
+    units = 0
+    for start_h, d0, events, outline, q in pieces:
         w.uniform(start_h[0] + 2, 2 * lay.H + 3)
         w.uniform(start_h[1] + 2, 2 * lay.W + 3)
         w.uniform(d0, lay.f.K)
@@ -585,68 +908,137 @@ def _encode_body(w: _Writer, lay: _Layout, m: _Models, mask: np.ndarray, p: CSta
         for ev in events:
             _write_event(w, lay, m, ctx, ev)
             ctx = _apply(lay, (0, 0), 0, ev)[2]
-        target = np.zeros(shape, dtype=bool)
-        r0, c0 = comp.offset
-        target[r0:r0 + comp.pixels.shape[0], c0:c0 + comp.pixels.shape[1]] = comp.pixels
-        best = None
-        for outline in (False, True):
-            q = _required_q(verts, outline, target) if lay.f.dilate else 0
-            dec = _component_mask(verts, outline, q, shape)
-            err = int((dec != target).sum())
-            if best is None or err < best[0]:
-                best = (err, outline, q)
-        w.adaptive(m.outline, int(best[1]))
+        w.adaptive(m.outline, int(outline))
         if lay.f.dilate:
-            w.gamma(best[2] + 1)
+            w.gamma(q + 1)
+        units += 1 + len(events)
+    return units
 
 
-def _decode_body(r: _Reader, lay: _Layout, m: _Models) -> np.ndarray:
+def _decode_body(r: _Reader, lay: _Layout, m: _Models, sink) -> None:
+    """Decode one mask, handing each component ``(verts, outline, q)`` to ``sink`` as soon as
+    it is decoded."""
     shape = (lay.H, lay.W)
-    out = np.zeros(shape, dtype=bool)
     n_comp = r.gamma(lay.max_components + 1, "component count") - 1
     budget = lay.max_events
     ctx = 1
     for _ in range(n_comp):
+        r.spend(1, "component count")
         rh = r.uniform(2 * lay.H + 3) - 2
         ch = r.uniform(2 * lay.W + 3) - 2
         d = r.uniform(lay.f.K)
         n = r.gamma(budget + 1, "chain length") - 1
+        r.spend(n, "chain length")
         budget -= n
         v = (rh * HALF, ch * HALF)
-        verts = np.empty((n + 1, 2), dtype=np.int64)
-        verts[0] = v
-        for i in range(n):
+        verts = [v]  # grows as decoded
+        for _ in range(n):
             ev = _read_event(r, lay, m, ctx)
             v, d, ctx = _apply(lay, v, d, ev)
-            verts[i + 1] = v
+            verts.append(v)
         outline = bool(r.adaptive(m.outline))
         q = r.gamma(lay.max_q + 1, "dilation") - 1 if lay.f.dilate else 0
-        out |= _component_mask(verts, outline, q, shape)
-    return out
+        sink(np.array(verts, dtype=np.int64), outline, q)
+
+
+class _MaskSink:
+    """Union of decoded components as run counts in one int32 difference array ``(H, W+1)``
+    (allocated at the first component): each component costs O(its runs), the image
+    O(H*W) once, at the end."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = shape
+        self.diff = None
+
+    def __call__(self, verts, outline, q) -> None:
+        view = _component_view(verts, outline, q, self.shape)
+        if view is None:
+            return
+        if self.diff is None:
+            self.diff = np.zeros(self.shape[0] * (self.shape[1] + 1), dtype=np.int32)
+        r0, c0, ras, args = view
+        for _, _, k, lo, hi in ras.runs(*args):
+            _add_runs(self.diff, (r0 + k) * (self.shape[1] + 1) + c0, lo, hi)
+
+    def mask(self) -> np.ndarray:
+        H, W = self.shape
+        if self.diff is None:
+            return np.zeros((H, W), dtype=bool)
+        out = np.empty((H, W), dtype=bool)
+        blk = max(1, _BLOCK // (W + 1))
+        for i in range(0, H, blk):
+            j = min(i + blk, H)
+            d = self.diff[i * (W + 1):j * (W + 1)].reshape(j - i, W + 1)
+            out[i:j] = np.cumsum(d, axis=1, dtype=np.int32)[:, :W] > 0
+        return out
+
+
+def _paint_sink(out: np.ndarray, value):
+    """Sink painting each component's window into ``out``: OR (bool) or ``value``."""
+    def sink(verts, outline, q) -> None:
+        win = _component_window(verts, outline, q, out.shape)
+        if win is None:
+            return
+        r0, c0, m = win
+        view = out[r0:r0 + m.shape[0], c0:c0 + m.shape[1]]
+        if out.dtype == bool:
+            view |= m
+        else:
+            view[m] = value
+    return sink
+
+
+def _guard(fn):
+    """Decoder entry point: MemoryError -> CStarError."""
+    @functools.wraps(fn)
+    def wrapped(data, shape):
+        try:
+            return fn(data, shape)
+        except MemoryError:
+            raise CStarError("C* stream too large to decode") from None
+    return wrapped
 
 
 # ----------------------------------------------------------------------------- public API
-def _trim(data: bytes, decode) -> bytes:
-    """Shorten the range coder's flush: the decoder pads with zero bytes, so try dropping
-    up to 7 trailing bytes, rounding the kept prefix up by one unit if needed, and keep the
-    shortest string from which the decoder still reproduces exactly the same result."""
-    ref = decode(data)
-    best = data
-    for k in range(1, min(8, len(data)) + 1):
-        head = data[:-k]
+def _trim(data: bytes, decode, units: int = 0) -> bytes:
+    """Shorten the range coder's flush: the decoder pads with zero bytes, so drop trailing
+    zero bytes and then try dropping up to 7 more bytes, rounding the kept prefix up by one
+    unit if needed, and keep the shortest string from which the decoder still reproduces
+    exactly the same result. Every candidate is checked by the real decoder, so its limits
+    (reading past the data, events per byte) hold for the output. ``units`` = components +
+    chain events of the stream: the output is padded with zero bytes to at least
+    ``(units - _EV_FREE) / _EV_PER_BYTE`` bytes if needed."""
+    min_len = max(0, -(-(units - _EV_FREE) // _EV_PER_BYTE))
+    data = data + b"\0" * max(0, min_len - len(data))
+    ref = decode(data)  # the sealed stream decodes (reads <= 1 word past its end)
+
+    def same(b: bytes) -> bool:
+        try:
+            return np.array_equal(decode(b), ref)
+        except CStarError:
+            return False
+
+    # shortest zero-stripped length (decoding is the same with implicit zeros, and more
+    # explicit zeros only help the limits, so this is monotone)
+    lo, hi = max(len(data.rstrip(b"\0")), min_len), len(data)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if same(data[:mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    base = best = data[:hi]
+    for k in range(1, min(8, len(base)) + 1):
+        head = base[:-k]
         cands = [head]
         if head and head != b"\xff" * len(head):
             n = len(head)
             cands.append((int.from_bytes(head, "big") + 1).to_bytes(n, "big"))
         for cand in cands:
             cand = cand.rstrip(b"\0")
-            try:
-                ok = len(cand) < len(best) and np.array_equal(decode(cand), ref)
-            except CStarError:
-                ok = False
-            if ok:
+            if len(cand) < len(best) and same(cand):
                 best = cand
-        if len(best) > len(data) - k:
+        if len(best) > len(base) - k:
             break
     return best
 
@@ -660,18 +1052,23 @@ def encode_mask(mask: np.ndarray, params: CStarParams | None = None) -> bytes:
     lay = _layout(_format(p), _check_shape(mask.shape))
     w = _Writer()
     _write_header(w, lay.f)
-    _encode_body(w, lay, _Models(lay), mask, p)
-    return _trim(w.getvalue(), lambda b: decode_mask(b, mask.shape))
+    units = _encode_body(w, lay, _Models(lay), mask, p)
+    return _trim(w.getvalue(), lambda b: decode_mask(b, mask.shape), units)
 
 
+@_guard
 def decode_mask(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Decode :func:`encode_mask` output to an ``(H, W)`` bool mask.
 
-    Raises :class:`CStarError` on corrupt / truncated input (bounded work in all cases)."""
+    Raises :class:`CStarError` on corrupt / truncated input. Work: O(H*W) once, plus
+    O(chain events) and, per component, O(its runs of output pixels); memory O(H*W) plus
+    O(events * step); never set by counts the data merely claims (module docstring)."""
     H, W = _check_shape(shape)
     r = _Reader(data)
     lay = _layout(_read_header(r), (H, W))
-    return _decode_body(r, lay, _Models(lay))
+    sink = _MaskSink((H, W))
+    _decode_body(r, lay, _Models(lay), sink)
+    return sink.mask()
 
 
 def encode_label_map(labels: np.ndarray, params: CStarParams | None = None) -> bytes:
@@ -693,11 +1090,14 @@ def encode_label_map(labels: np.ndarray, params: CStarParams | None = None) -> b
     _write_header(w, lay.f)
     w.gamma(n + 1)
     models = _Models(lay)
+    units = 0
     for i in range(1, n + 1):
-        _encode_body(w, lay, models, labels == i, p)
-    return _trim(w.getvalue(), lambda b: np.stack(decode_label_masks(b, (H, W)) or [labels]))
+        units += _encode_body(w, lay, models, labels == i, p)
+    return _trim(w.getvalue(), lambda b: np.stack(decode_label_masks(b, (H, W)) or [labels]),
+                 units)
 
 
+@_guard
 def decode_label_map(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     """Decode :func:`encode_label_map` output to an ``(H, W)`` int32 label map.
 
@@ -711,15 +1111,23 @@ def decode_label_map(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     models = _Models(lay)
     out = np.zeros((H, W), dtype=np.int32)
     for i in range(1, n + 1):
-        out[_decode_body(r, lay, models)] = i
+        _decode_body(r, lay, models, _paint_sink(out, i))
     return out
 
 
+@_guard
 def decode_label_masks(data: bytes, shape: tuple[int, int]) -> list[np.ndarray]:
-    """The decoded (possibly overlapping) mask of every region 1..N, before composition."""
+    """The decoded (possibly overlapping) mask of every region 1..N, before composition.
+
+    Returns N full ``(H, W)`` arrays (N <= ~8 * len(data) + 128, each region costs >= 1
+    bit): prefer :func:`decode_label_map` for large images."""
     H, W = _check_shape(shape)
     r = _Reader(data)
     lay = _layout(_read_header(r), (H, W))
     n = r.gamma(H * W + 1, "region count") - 1
     models = _Models(lay)
-    return [_decode_body(r, lay, models) for _ in range(n)]
+    out = []
+    for _ in range(n):
+        out.append(np.zeros((H, W), dtype=bool))
+        _decode_body(r, lay, models, _paint_sink(out[-1], True))
+    return out
