@@ -33,6 +33,12 @@ def _env():
   return env
 
 
+def _default_sigint():
+  """Test runners (pytest-xdist workers) may ignore SIGINT, and a child inherits that:
+  Python then installs no KeyboardInterrupt handler. Give the child the default."""
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_mid_run(tmp_path, sig):
   src = tmp_path / "in.png"
   # Same size and preset as tests/test_cli.py (shares the compile cache).
@@ -42,7 +48,7 @@ def _interrupt_mid_run(tmp_path, sig):
   p = subprocess.Popen([sys.executable, "-m", "moric_jax", "encode", str(src), "-o",
                         str(out), "--preset", "fast", "--steps", "100000"],
                        cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
+                       stderr=subprocess.PIPE, preexec_fn=_default_sigint)
   chunks = []
 
   def reader():

@@ -229,12 +229,14 @@ def check_container(data, version: int) -> None:
 
 
 def file_version(data) -> int:
-  """The version byte of ``.moric`` bytes (after checking the magic)."""
-  data = bytes(data[:len(MAGIC) + 1]) if isinstance(
-      data, (bytes, bytearray, memoryview)) else b""
-  if len(data) < len(MAGIC) + 1 or data[:len(MAGIC)] != MAGIC:
-    raise BitstreamError("not a .moric file (bad magic bytes)")
-  return data[len(MAGIC)]
+  """The version byte of ``.moric`` bytes; ``VERSION`` when there is none to read
+  (the version-1 reader then says what is wrong with the bytes)."""
+  if not isinstance(data, (bytes, bytearray, memoryview)):
+    return VERSION
+  head = bytes(data[:len(MAGIC) + 1])
+  if len(head) < len(MAGIC) + 1 or head[:len(MAGIC)] != MAGIC:
+    return VERSION
+  return head[len(MAGIC)]
 
 
 def write(header: Header, payload: bytes) -> bytes:
