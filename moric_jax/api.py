@@ -89,30 +89,6 @@ def _integer_arm(header: bitstream.Header, arm_ints) -> integer_arm.IntegerARM:
                                     header.arm_frac_bits)
 
 
-class _GuardedCoder:
-  """Wraps the ANS decoder: refuses to decode once the payload is used up.
-
-  A decoder that ran dry keeps returning the first symbol of every table for free, so
-  a short payload with a header claiming a large image would otherwise run through
-  every latent. In a valid file the coder is empty before the last symbol only if
-  every remaining symbol is the first entry of its table (a residual of exactly
-  ``-radius`` at the very end of the decode order), which trained latents never give;
-  the encoder checks its own output with this decoder.
-  """
-
-  def __init__(self, coder):
-    self._coder = coder
-
-  def decode(self, *args):
-    if self._coder.is_empty():
-      raise BitstreamError("truncated payload: the entropy-coded data ends before "
-                           "the last symbol")
-    return self._coder.decode(*args)
-
-  def is_empty(self) -> bool:
-    return self._coder.is_empty()
-
-
 def check_limits(header: bitstream.Header, payload: bytes,
                  max_pixels: int | None = bitstream.DEFAULT_DECODE_MAX_PIXELS) -> list[int]:
   """Refuses headers the decoder should not act on; returns the weight tensor sizes.
@@ -152,7 +128,7 @@ def decode_full(data: bytes, arm_fn=None,
   t0 = time.perf_counter()
   sizes = check_limits(header, payload, max_pixels)
   templates = _templates(header.arch)
-  coder = _GuardedCoder(rans.new_decoder(payload))
+  coder = rans.GuardedDecoder(payload)
   flat = weights_coding.decode_tensors(coder, sizes, list(header.scales))
   int_weights, i = {}, 0
   for n in NETWORKS:
@@ -164,22 +140,15 @@ def decode_full(data: bytes, arm_fn=None,
   shapes = latents_lib.grid_shapes(header.height, header.width, header.arch.num_grids)
   symbols = wavefront.decode_latents(coder, iarm, shapes, header.arch.context_rows,
                                      header.arch.context_cols, arm_fn=arm_fn)
-  if not coder.is_empty():
-    raise BitstreamError("payload has data left after the last symbol")
+  coder.finish()
   t1 = time.perf_counter()
   lsn_params = weights_lib.dequantize_tree(int_weights["lsn"], header.delta_lsn)
   synth = _synthesis_fn(header.arch, header.height, header.width)
   image = np.asarray(synth(lsn_params, [jnp.asarray(s) for s in symbols]))
   if header.mode == bitstream.MODE_L8:
-    image = rgb_to_grey(image)
+    image = image_io.rgb_to_grey(image)
   t2 = time.perf_counter()
   return Decoded(header, int_weights, symbols, image, t1 - t0, t2 - t1)
-
-
-def rgb_to_grey(image: np.ndarray) -> np.ndarray:
-  """``(H, W, 3) uint8`` -> ``(H, W) uint8``: rounded mean of the channels (integers)."""
-  s = np.asarray(image, np.uint16).sum(axis=-1)
-  return ((s + 1) // 3).astype(np.uint8)
 
 
 def decode(data: bytes,

@@ -159,6 +159,12 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
   return np.floor(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def rgb_to_grey(image: np.ndarray) -> np.ndarray:
+  """``(H, W, 3) uint8`` -> ``(H, W) uint8``: rounded mean of the channels (integers)."""
+  s = np.asarray(image, np.uint16).sum(axis=-1)
+  return ((s + 1) // 3).astype(np.uint8)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
   """Writes ``data`` to ``path`` through a temp file + rename (never half-written)."""
   path = Path(path)

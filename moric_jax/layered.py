@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from moric_jax import image_io
 from moric_jax.coding import bitstream, integer_arm, layered_bitstream as lb
 from moric_jax.coding import rans, wavefront, weights_coding
 from moric_jax.errors import BitstreamError
@@ -50,25 +51,6 @@ def templates(codec: MultiCodec) -> dict:
   return out
 
 
-class _Guarded:
-  """ANS decoder that refuses to read past the end of its payload."""
-
-  def __init__(self, payload: bytes, what: str):
-    self._coder, self._what = rans.new_decoder(payload), what
-
-  def decode(self, *args):
-    if self._coder.is_empty():
-      raise BitstreamError(f"truncated {self._what}: the data ends before the last symbol")
-    return self._coder.decode(*args)
-
-  def is_empty(self) -> bool:
-    return self._coder.is_empty()
-
-  def finish(self) -> None:
-    if not self._coder.is_empty():
-      raise BitstreamError(f"{self._what} has data left after the last symbol")
-
-
 def _decode_net(section: lb.Section, template, what: str):
   treedef, shapes = template
   if len(section.scales) != len(shapes):
@@ -78,7 +60,7 @@ def _decode_net(section: lb.Section, template, what: str):
   need = bitstream.min_payload_bits(section.scales, sizes, 0)
   if 8 * len(section.payload) < need:
     raise BitstreamError(f"{what}: payload too short")
-  coder = _Guarded(section.payload, what)
+  coder = rans.GuardedDecoder(section.payload, what)
   flat = weights_coding.decode_tensors(coder, sizes, list(section.scales))
   coder.finish()
   return jax.tree_util.tree_unflatten(treedef, [k.reshape(s) for k, s in zip(flat, shapes)])
@@ -158,7 +140,7 @@ def decode_layered(data: bytes, max_pixels: int | None = bitstream.DEFAULT_DECOD
     if 8 * len(reg.latents) < need:
       raise BitstreamError(f"region {r} latents: payload too short for "
                            f"{lay.num_coded} latents")
-    coder = _Guarded(reg.latents, f"region {r} latents")
+    coder = rans.GuardedDecoder(reg.latents, f"region {r} latents")
     symbols.append(wavefront.decode_latents(coder, iarm, lay.grid_shapes,
                                             codec.context_rows, codec.context_cols,
                                             coded=list(lay.coded)))
@@ -168,8 +150,7 @@ def decode_layered(data: bytes, max_pixels: int | None = bitstream.DEFAULT_DECOD
   image = np.asarray(_synth_fn(codec, f, n)(net, [[jnp.asarray(g) for g in s]
                                               for s in symbols]))
   if f.mode == bitstream.MODE_L8:
-    s = np.asarray(image, np.uint16).sum(axis=-1)
-    image = ((s + 1) // 3).astype(np.uint8)
+    image = image_io.rgb_to_grey(image)
   t2 = time.perf_counter()
   return DecodedLayers(f, masks, ints, symbols, image, n, t1 - t0, t2 - t1)
 

@@ -221,8 +221,8 @@ def check_container(data, version: int) -> None:
   if data[:len(MAGIC)] != MAGIC:
     raise BitstreamError("not a .moric file (bad magic bytes)")
   if data[len(MAGIC)] != version:
-    raise BitstreamError(f"unsupported .moric version {data[len(MAGIC)]} (expected "
-                         f"version {version})")
+    raise BitstreamError(f"unsupported .moric version {data[len(MAGIC)]} (this decoder "
+                         f"reads version {version})")
   crc_stored = struct.unpack("<I", data[-4:])[0]
   if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc_stored:
     raise BitstreamError("CRC mismatch: the file is corrupt or truncated")
@@ -292,20 +292,8 @@ class _Reader:
 
 def read(data: bytes) -> tuple[Header, bytes]:
   """Parses and validates ``.moric`` bytes -> ``(Header, payload)``."""
-  if not isinstance(data, (bytes, bytearray, memoryview)):
-    raise BitstreamError("expected bytes")
+  check_container(data, VERSION)
   data = bytes(data)
-  if len(data) < len(MAGIC) + 1 + 4:
-    raise BitstreamError(f"file too short ({len(data)} bytes) to be a .moric file")
-  if data[:len(MAGIC)] != MAGIC:
-    raise BitstreamError("not a .moric file (bad magic bytes)")
-  version = data[len(MAGIC)]
-  if version != VERSION:
-    raise BitstreamError(f"unsupported .moric version {version} (this decoder reads "
-                         f"version {VERSION})")
-  crc_stored = struct.unpack("<I", data[-4:])[0]
-  if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc_stored:
-    raise BitstreamError("CRC mismatch: the file is corrupt or truncated")
   r = _Reader(data, len(data) - 4)
   r.pos = len(MAGIC) + 1
   height = r.varint("height", MAX_SIDE)

@@ -36,6 +36,35 @@ def new_decoder(payload: bytes) -> "constriction.stream.stack.AnsCoder":
     raise BitstreamError(f"invalid entropy-coded payload: {e}") from None
 
 
+class GuardedDecoder:
+  """ANS decoder of one payload that refuses to decode once the payload is used up.
+
+  A decoder that ran dry keeps returning the first symbol of every table for free, so
+  a short payload with a header claiming many symbols would otherwise run through all
+  of them. In a valid file the coder is empty before the last symbol only if every
+  remaining symbol is the first entry of its table (a residual of exactly ``-radius``
+  at the very end of the decode order), which trained latents never give; the encoder
+  checks its own output with this decoder. ``what`` names the payload in errors.
+  """
+
+  def __init__(self, payload: bytes, what: str = "payload"):
+    self._coder, self._what = new_decoder(payload), what
+
+  def decode(self, *args):
+    if self._coder.is_empty():
+      raise BitstreamError(f"truncated {self._what}: the entropy-coded data ends before "
+                           "the last symbol")
+    return self._coder.decode(*args)
+
+  def is_empty(self) -> bool:
+    return self._coder.is_empty()
+
+  def finish(self) -> None:
+    """Raises if data is left after the last symbol."""
+    if not self._coder.is_empty():
+      raise BitstreamError(f"{self._what} has data left after the last symbol")
+
+
 def payload_bytes(coder) -> bytes:
   return np.asarray(coder.get_compressed(), np.uint32).astype("<u4").tobytes()
 

@@ -31,6 +31,16 @@ def run_id(image: np.ndarray, config: ml_collections.ConfigDict) -> str:
   return h.hexdigest()[:16]
 
 
+def from_config(config: ml_collections.ConfigDict, data: np.ndarray
+                ) -> "TrainCheckpointer | None":
+  """The checkpointer ``config.checkpoint`` asks for (``None`` when off); ``data`` is
+  what identifies the run besides the config (the image, plus labels if any)."""
+  if not (config.get("checkpoint") and config.checkpoint.dir):
+    return None
+  return TrainCheckpointer(config.checkpoint.dir, run_id(data, config),
+                           config.checkpoint.every_steps)
+
+
 class CheckpointMismatchError(ValueError):
   """The checkpoint directory holds the state of another run."""
 

@@ -55,11 +55,7 @@ def compress_image(image: np.ndarray, config: ml_collections.ConfigDict,
   codec = Codec.from_config(config.model, height, width)
   key = jax.random.PRNGKey(int(config.seed))
   evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config)
-  checkpointer = None
-  if config.get("checkpoint") and config.checkpoint.dir:
-    checkpointer = checkpoints.TrainCheckpointer(
-        config.checkpoint.dir, checkpoints.run_id(image, config),
-        config.checkpoint.every_steps)
+  checkpointer = checkpoints.from_config(config, image)
   meter = overfit_lib.SpeedMeter(on_chunk)
   params = overfit_lib.overfit(codec, image, config, key, params=params,
                                on_chunk=meter, evaluate=evaluate,

@@ -89,12 +89,8 @@ def compress_regions(image: np.ndarray, labels: np.ndarray,
   key = jax.random.PRNGKey(int(config.seed))
   img = jnp.asarray(image)
   evaluate = overfit_lib.eval_fn(codec, img, config, lmbdas)
-  checkpointer = None
-  if config.get("checkpoint") and config.checkpoint.dir:
-    tagged = np.concatenate([image, labels[..., None].astype(np.float32)], axis=-1)
-    checkpointer = checkpoints.TrainCheckpointer(
-        config.checkpoint.dir, checkpoints.run_id(tagged, config),
-        config.checkpoint.every_steps)
+  checkpointer = checkpoints.from_config(
+      config, np.concatenate([image, labels[..., None].astype(np.float32)], axis=-1))
   meter = overfit_lib.SpeedMeter(on_chunk)
   params = overfit_lib.overfit(codec, image, config, key, on_chunk=meter,
                                evaluate=evaluate, checkpointer=checkpointer,
