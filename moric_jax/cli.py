@@ -4,13 +4,16 @@
                                [--lmbda X] [--steps N] [--max-pixels N] [--json]
                                [--masks MASK.png | --regions auto:K]
                                [--region-lmbda 1=0.002,2=0.01] [--modulation S]
+                               [--object-only]
   moric decode IN.moric -o OUT.png [--layers K] [--max-pixels N] [--json]
   moric info IN.moric [--json]
 
 Regions (MoRIC): ``--masks`` takes a label image (0 = background, 1..N objects; a
 binary mask is one object); ``--regions auto:K`` proposes up to K regions (background
 included) from the image. ``decode --layers K`` renders only the first K layers
-(1 = background only).
+(1 = background only); a file cut inside its layers decodes to its complete ones (with
+a warning). ``--object-only`` codes only the objects of ``--masks`` and decodes to a PNG
+with the decoded mask as alpha.
 
 User mistakes (missing or bad files, bad images, bad options, images or files above
 the pixel limit) exit with status 1 and one line on stderr; ``--json`` prints one JSON
@@ -130,16 +133,24 @@ def cmd_encode(args) -> int:
   if args.json:
     print(json.dumps(info))
   else:
-    extra = (f"header {info['header_bytes']} B" if "header_bytes" in info
-             else f"{info['num_regions']} regions, {info['modulation']}")
+    what = (f"{info['num_regions']} regions, {info['modulation']}"
+            if info["num_regions"] > 1 else "1 region")
+    if info.get("object_only"):
+      what += f", object only ({info['pixels']} px)"
     print(f"{args.output}: {info['bytes']} bytes, {info['bpp']:.4f} bpp "
-          f"(estimated {info['bpp_estimated']:.4f}, {extra}), "
+          f"(estimated {info['bpp_estimated']:.4f}, {what}), "
           f"PSNR {info['psnr']:.2f} dB, {info['encode_seconds']:.1f} s")
-    for r in info.get("regions", []):
-      psnr = "-" if r["psnr"] is None else f"{r['psnr']:.2f} dB"
-      print(f"  region {r['region']}: {r['pixels']} px, lambda {r['lmbda']:.4g}, "
-            f"bits contour {r['bits_contour']:.0f} / weights {r['bits_weights']:.0f} / "
-            f"latents {r['bits_latents']:.0f}, PSNR {psnr}")
+    if info["num_regions"] > 1:
+      for r in info["regions"]:
+        psnr = "-" if r["psnr"] is None else f"{r['psnr']:.2f} dB"
+        print(f"  region {r['region']}: {r['pixels']} px, lambda {r['lmbda']:.4g}, "
+              f"bits latents {r['bits_latents']:.0f} / LSN {r['bits_weights']:.0f} / "
+              f"contour {r['bits_contour']:.0f}, PSNR {psnr}")
+    choice = info.get("region_choice")
+    if choice:
+      print(f"  regions auto: kept {choice['kept']} (RD cost D + lambda R: "
+            f"{choice['proposal_regions']} regions {choice['rd_cost_regions']:.6g}, "
+            f"one region {choice['rd_cost_single']:.6g})")
   return 0
 
 
@@ -175,48 +186,57 @@ def _apply_region_flags(args, config) -> None:
     config.regions.lmbdas = args.region_lmbda
   if args.modulation:
     config.model.modulation = args.modulation
+  if getattr(args, "object_only", False):
+    if not (args.masks or config.regions.get("masks")):
+      raise UserError("--object-only needs --masks FILE")
+    config.regions.object_only = True
 
 
 def cmd_decode(args) -> int:
-  from moric_jax import api, image_io
-  from moric_jax.coding import bitstream
+  from moric_jax import image_io
+  from moric_jax.decoder import decode as decoder
+  from moric_jax.errors import BitstreamError
   data = _read_bytes(args.input)
   t0 = time.perf_counter()
-  if bitstream.file_version(data) == 2:
-    from moric_jax import layered
-    from moric_jax.errors import BitstreamError
-    try:
-      dl = layered.decode_layered(data, max_pixels=args.max_pixels, layers=args.layers)
-    except BitstreamError:
+  try:
+    d = decoder.decode_file(data, max_pixels=args.max_pixels, layers=args.layers)
+  except ValueError as e:   # --layers beyond the file's layers (BitstreamError re-raised)
+    if isinstance(e, BitstreamError):
       raise
-    except ValueError as e:   # --layers beyond the file's layers
-      raise UserError(str(e)) from None
-    image, entropy_s, synth_s = dl.image, dl.entropy_seconds, dl.synthesis_seconds
-    h, w, layers = dl.file.height, dl.file.width, dl.layers
-  else:
-    if args.layers not in (None, 1):
-      raise UserError(f"this file has a single layer; --layers {args.layers} asks "
-                      f"for more")
-    decoded = api.decode_full(data, max_pixels=args.max_pixels)
-    image, entropy_s, synth_s = (decoded.image, decoded.entropy_seconds,
-                                 decoded.synthesis_seconds)
-    h, w, layers = decoded.header.height, decoded.header.width, 1
+    raise UserError(str(e)) from None
   seconds = time.perf_counter() - t0
-  image_io.save_png(args.output, image)
-  out = {"decode_seconds": seconds, "entropy_decode_seconds": entropy_s,
-         "synthesis_seconds": synth_s, "height": h, "width": w, "layers": layers,
-         "mode": "L8" if image.ndim == 2 else "RGB8",
-         "output": str(args.output)}
+  t1 = time.perf_counter()
+  image_io.save_png(args.output, d.image)
+  f = d.file
+  out = {"decode_seconds": seconds, "parse_seconds": d.parse_seconds,
+         "entropy_decode_seconds": d.entropy_seconds,
+         "synthesis_seconds": d.synthesis_seconds,
+         "write_seconds": time.perf_counter() - t1,
+         "height": f.height, "width": f.width, "layers": d.layers,
+         "num_regions": f.num_regions, "truncated": f.truncated,
+         "object_only": f.object_only,
+         "mode": bitstream_mode_name(d.image), "output": str(args.output)}
+  if f.truncated:
+    print(f"moric decode: warning: the file is truncated: {f.complete_layers} of "
+          f"{len(f.rendered)} layers are complete; decoded those", file=sys.stderr)
   if args.json:
     print(json.dumps(out))
   else:
-    print(f"{args.output}: {out['width']}x{out['height']}, decoded in {seconds:.3f} s")
+    print(f"{args.output}: {f.width}x{f.height}, {d.layers} layer(s), decoded in "
+          f"{seconds * 1e3:.0f} ms (parse {d.parse_seconds * 1e3:.0f}, entropy "
+          f"{d.entropy_seconds * 1e3:.0f}, synthesis {d.synthesis_seconds * 1e3:.0f})")
   return 0
 
 
+def bitstream_mode_name(image) -> str:
+  """PNG mode of a decoded image array."""
+  channels = 1 if image.ndim == 2 else image.shape[2]
+  return {1: "L8", 2: "LA8", 3: "RGB8", 4: "RGBA8"}[channels]
+
+
 def cmd_info(args) -> int:
-  from moric_jax import api
-  out = _jsonable(api.info(_read_bytes(args.input)))
+  from moric_jax.decoder import decode as decoder
+  out = _jsonable(decoder.info(_read_bytes(args.input)))
   if args.json:
     print(json.dumps(out))
   else:
@@ -224,9 +244,10 @@ def cmd_info(args) -> int:
       if k != "regions":
         print(f"{k}: {v}")
     for r in out.get("regions", []):
-      print(f"region {r['region']}: lambda {r['lmbda']:.4g}, bits contour "
-            f"{r['bits_contour']} / weights {r['bits_weights']} / latents "
-            f"{r['bits_latents']}")
+      lam = "-" if r["lmbda"] is None else f"{r['lmbda']:.4g}"
+      print(f"region {r['region']}: {r['pixels']} px, lambda {lam}, bits latents "
+            f"{r['bits_latents']:.0f} / LSN {r['bits_weights']:.0f} / contour "
+            f"{r['bits_contour']}")
   return 0
 
 
@@ -263,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="propose up to K regions (background included) from the image")
   e.add_argument("--region-lmbda", metavar="1=X,2=Y",
                  help="per-region lambda (region 0 = background; default --lmbda)")
+  e.add_argument("--object-only", action="store_true",
+                 help="code only the object region(s) of --masks (no background); the "
+                      "decoded PNG carries the decoded mask as alpha")
   e.add_argument("--modulation", choices=["none", "film", "concat_input",
                                           "progressive_concat"],
                  help="GMN modulation scheme of the multi-region codec")
@@ -290,7 +314,7 @@ def _terminate(signum, frame):
 
 
 def _enable_compile_cache() -> None:
-  """Reuses compiled XLA programs across runs (decode of a known size: no compile)."""
+  """Reuses compiled XLA programs across encodes of the same size and model."""
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     return  # The caller chose a cache already.
   cache = os.environ.get("MORIC_CACHE_DIR") or os.path.join(
@@ -305,7 +329,7 @@ def _enable_compile_cache() -> None:
 
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
-  if args.command in ("encode", "decode"):
+  if args.command == "encode":   # The decoder runs no JAX.
     _enable_compile_cache()
   old_term = None
   try:  # SIGTERM cleans up like Ctrl-C (temp files removed, one line, status 130).

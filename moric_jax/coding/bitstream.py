@@ -1,40 +1,52 @@
-"""The ``.moric`` container: header fields, one entropy-coded payload, CRC32.
+"""The ``.moric`` file (version 3, one format for one region or many; DESIGN §2.7).
 
-Layout (version 1; integers little-endian, ``varint`` = LEB128)::
+Layout (integers little-endian, ``varint`` = LEB128; ``scales`` = ``u8`` count, then
+one ``u8`` weight-table scale index per tensor)::
 
-  magic  b"MRC"                         3 bytes
-  version                               u8  (= 1)
-  height, width                         varint, varint
-  mode                                  u8  (0 = RGB, 1 = grey; 8 bits per channel)
-  num_regions                           u8  (= 1: single region / background)
-  arch_id                               u8  (1, 2 = built-in architectures, 0 = explicit)
-  [explicit architecture, arch_id 0]:
-    num_grids u8, q_step f64, base_gain f64, gain_growth f64,
-    context rows u8, cols u8,
-    arm: n u8, widths n*u8, activation u8,
-    lsn: n u8, widths n*u8, num_res_convs u8, kernel_size u8, activation u8
-  arm_weight_frac_bits                  u8  (integer ARM: W_int = round(w * 2**F))
-  delta_arm, delta_lsn                  f32, f32 (weight quantization steps)
-  num_tensors                           u8, then one u8 table scale index per tensor
-  payload length                        varint, then the payload (ANS words, u32 LE)
-  crc32                                 u32 over every byte before it
+  base section
+    magic b"MRC", version u8 (= 3)
+    height, width                    varint, varint
+    mode                             u8  (0 = RGB, 1 = grey; 8 bits per channel)
+    regions                          u8  (bits 0-6: R = 1..16 regions, background
+                                          included; bit 7: object-only, no background)
+    architecture                     u8 built-in id (1, 2), or 0 + explicit fields
+    [R > 1] modulation u8 (index in modulation.SCHEMES)
+            [modulation != none] GMN width u8, modulation width u8, GMN activation u8
+    arm_weight_frac_bits             u8  (integer ARM: W_int = round(w * 2**F))
+    delta_arm                        f32 (weight quantization step)
+    [GMN] delta_gmn                  f32
+    [R > 1] per object r = 1..R-1: contour varint length + C* bytes;
+            then lambda_0 f32, then per object its layer's length (varint)
+    [not object-only] delta_lsn_0    f32
+    scales                           ARM, GMN, LSN 0 tensors
+    payload                          varint length + ANS words (u32 LE): ARM, GMN,
+                                     LSN 0 weights, then the latents front by front
+    crc32                            u32 over every byte of the base section before it
+  per object layer r = 1..R-1 (exactly the length the base section gives)
+    lambda_r f32, delta_lsn_r f32, scales, ANS payload (the rest), crc32 u32 (over
+    the layer's bytes before it)
 
-The payload holds, in decode order: ARM tensors, LSN tensors, then the latents front
-by front (``wavefront.py``). Every field is checked against sane limits and the file
-length before anything is allocated; any problem raises ``BitstreamError``.
+A one-region file is the base section alone (its header as short as a plain
+single-region codec's). The contours sit in the base section because every layer's
+box and, in object-only files, the set of coded latents depend on all masks; a layer
+then costs its LSN (its contour is in the base). Each section carries its own CRC32:
+corruption anywhere is a ``BitstreamError``; a file cut inside layer ``k`` parses to
+its complete layers (``MoricFile.truncated``). Every field is checked against sane
+limits and the data length before anything is allocated.
 
 Grey images (mode 1) are coded like RGB images whose three channels are equal; the
-decoder returns the rounded mean of the three synthesized channels as ``(H, W)``.
+decoder returns the rounded mean of the three synthesized channels.
 
 Limits: ``read`` refuses sides above ``MAX_SIDE`` and sizes above ``MAX_PIXELS`` (what
-the format can hold); the decoder (``api.decode``) additionally refuses images above
+the format can hold); the decoder additionally refuses images above
 ``DEFAULT_DECODE_MAX_PIXELS`` unless asked for more, and payloads too short to hold the
 claimed number of symbols (``min_payload_bits``), before allocating anything sized by
-the image.
+the image. This module imports no JAX.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import struct
 import zlib
 
@@ -42,9 +54,11 @@ import numpy as np
 
 from moric_jax.coding import integer_arm, tables
 from moric_jax.errors import BitstreamError
+from moric_jax.model.modulation import SCHEMES as MODULATIONS
 
 MAGIC = b"MRC"
-VERSION = 1
+VERSION = 3
+MAX_REGIONS = 16
 MODE_RGB8 = 0
 MODE_L8 = 1
 MODE_NAMES = {MODE_RGB8: "RGB8", MODE_L8: "L8"}
@@ -72,7 +86,7 @@ class Architecture:
   lsn_activation: str = "gelu"
 
   def model_config(self):
-    """``config.model`` ConfigDict for ``Codec.from_config``."""
+    """``config.model`` ConfigDict for ``Codec.from_config`` (imports ml_collections)."""
     import ml_collections
     c = ml_collections.ConfigDict()
     c.latents = dict(num_grids=self.num_grids, q_step=self.q_step,
@@ -140,19 +154,6 @@ class Architecture:
 BUILTIN_ARCHS = {1: Architecture(), 2: Architecture(base_gain=20.0, gain_growth=1.0)}
 
 
-@dataclasses.dataclass(frozen=True)
-class Header:
-  height: int
-  width: int
-  arch: Architecture
-  arm_frac_bits: int
-  delta_arm: float      # float32 values (as stored)
-  delta_lsn: float
-  scales: tuple[int, ...]   # table scale index per weight tensor (ARM then LSN)
-  mode: int = MODE_RGB8
-  num_regions: int = 1
-
-
 def f32(x: float) -> float:
   """The value a float takes after a round trip through the header (float32)."""
   return struct.unpack("<f", struct.pack("<f", x))[0]
@@ -211,52 +212,6 @@ def varint(n: int) -> bytes:
   return _varint(n)
 
 
-def check_container(data, version: int) -> None:
-  """Magic, ``version`` and CRC32 of ``.moric`` bytes; ``BitstreamError`` otherwise."""
-  if not isinstance(data, (bytes, bytearray, memoryview)):
-    raise BitstreamError("expected bytes")
-  data = bytes(data)
-  if len(data) < len(MAGIC) + 1 + 4:
-    raise BitstreamError(f"file too short ({len(data)} bytes) to be a .moric file")
-  if data[:len(MAGIC)] != MAGIC:
-    raise BitstreamError("not a .moric file (bad magic bytes)")
-  if data[len(MAGIC)] != version:
-    raise BitstreamError(f"unsupported .moric version {data[len(MAGIC)]} (this decoder "
-                         f"reads version {version})")
-  crc_stored = struct.unpack("<I", data[-4:])[0]
-  if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc_stored:
-    raise BitstreamError("CRC mismatch: the file is corrupt or truncated")
-
-
-def file_version(data) -> int:
-  """The version byte of ``.moric`` bytes; ``VERSION`` when there is none to read
-  (the version-1 reader then says what is wrong with the bytes)."""
-  if not isinstance(data, (bytes, bytearray, memoryview)):
-    return VERSION
-  head = bytes(data[:len(MAGIC) + 1])
-  if len(head) < len(MAGIC) + 1 or head[:len(MAGIC)] != MAGIC:
-    return VERSION
-  return head[len(MAGIC)]
-
-
-def write(header: Header, payload: bytes) -> bytes:
-  """Serializes a header and payload into ``.moric`` bytes."""
-  a = header.arch
-  out = bytearray(MAGIC)
-  out.append(VERSION)
-  out += _varint(header.height) + _varint(header.width)
-  out += bytes([header.mode, header.num_regions])
-  out += write_arch(a)
-  out.append(header.arm_frac_bits)
-  out += struct.pack("<ff", header.delta_arm, header.delta_lsn)
-  out.append(len(header.scales))
-  out += bytes(header.scales)
-  out += _varint(len(payload))
-  out += payload
-  out += struct.pack("<I", zlib.crc32(bytes(out)) & 0xFFFFFFFF)
-  return bytes(out)
-
-
 class _Reader:
   def __init__(self, data: bytes, end: int):
     self.data, self.pos, self.end = data, 0, end
@@ -290,49 +245,6 @@ class _Reader:
     return struct.unpack("<d", self.take(8, what))[0]
 
 
-def read(data: bytes) -> tuple[Header, bytes]:
-  """Parses and validates ``.moric`` bytes -> ``(Header, payload)``."""
-  check_container(data, VERSION)
-  data = bytes(data)
-  r = _Reader(data, len(data) - 4)
-  r.pos = len(MAGIC) + 1
-  height = r.varint("height", MAX_SIDE)
-  width = r.varint("width", MAX_SIDE)
-  if height < 1 or width < 1 or height * width > MAX_PIXELS:
-    raise BitstreamError(f"bad image size {width}x{height}")
-  mode = r.u8("mode")
-  if mode not in MODE_NAMES:
-    raise BitstreamError(f"unsupported image mode {mode}")
-  num_regions = r.u8("num_regions")
-  if num_regions != 1:
-    raise BitstreamError(f"unsupported number of regions {num_regions}")
-  arch = read_arch(r)
-  frac_bits = r.u8("ARM fraction bits")
-  if not integer_arm.MIN_FRAC_BITS <= frac_bits <= integer_arm.MAX_FRAC_BITS:
-    raise BitstreamError(f"bad ARM fraction bits {frac_bits}")
-  delta_arm, delta_lsn = r.f32("ARM step"), r.f32("LSN step")
-  for d in (delta_arm, delta_lsn):
-    if not 1e-8 < d < 1e3:
-      raise BitstreamError(f"bad weight quantization step {d}")
-  num_tensors = r.u8("number of tensors")
-  scales = tuple(r.take(num_tensors, "tensor scales"))
-  if any(s >= tables.NUM_WEIGHT_SCALES for s in scales):
-    raise BitstreamError("weight scale index out of range")
-  n_payload = r.varint("payload length", MAX_PAYLOAD)
-  payload = r.take(n_payload, "payload")
-  if r.pos != r.end:
-    raise BitstreamError(f"{r.end - r.pos} unexpected bytes after the payload")
-  header = Header(height, width, arch, frac_bits, delta_arm, delta_lsn, scales, mode,
-                  num_regions)
-  return header, payload
-
-
-def header_size(data: bytes) -> int:
-  """Bytes of ``data`` that are not entropy-coded payload (header + length + CRC)."""
-  _, payload = read(data)
-  return len(data) - len(payload)
-
-
 def min_payload_bits(scales, tensor_sizes, num_latents: int) -> float:
   """A lower bound on the payload bits of a valid file (for refusing bombs early).
 
@@ -351,3 +263,247 @@ def min_payload_bits(scales, tensor_sizes, num_latents: int) -> float:
     bits += n * -np.log2(weight_max[s] / one)
   bits += num_latents * -np.log2(latent_max / one)
   return max(0.0, 0.99 * bits - 64.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+  """An object layer: its region's lambda (informative), LSN step, scales, payload."""
+  lmbda: float
+  delta_lsn: float
+  scales: tuple[int, ...]
+  payload: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class MoricFile:
+  """A parsed ``.moric`` file.
+
+  ``layers``: the complete object layers present (``layers[i]`` is region ``i + 1``);
+  fewer than ``num_regions - 1`` when the file was cut (``truncated``). ``base_scales``
+  and ``base_payload`` hold the ARM, GMN and LSN-0 weights and all latents.
+  """
+  height: int
+  width: int
+  mode: int
+  num_regions: int
+  object_only: bool
+  arch: Architecture
+  modulation: str
+  gmn_width: int
+  mod_width: int
+  gmn_activation: str
+  arm_frac_bits: int
+  delta_arm: float
+  delta_gmn: float
+  contours: tuple[bytes, ...]
+  lmbda0: float
+  delta_lsn0: float
+  base_scales: tuple[int, ...]
+  base_payload: bytes
+  layers: tuple[Layer, ...]
+  truncated: bool = False
+
+  @property
+  def has_gmn(self) -> bool:
+    return self.modulation != "none"
+
+  @property
+  def rendered(self) -> tuple[int, ...]:
+    """Regions that have an LSN in a complete file."""
+    return tuple(range(1 if self.object_only else 0, self.num_regions))
+
+  @property
+  def complete_layers(self) -> int:
+    """Rendered layers whose LSN is in the bytes (the background's counts as one)."""
+    return (0 if self.object_only else 1) + len(self.layers)
+
+
+def _scales_bytes(scales) -> bytes:
+  if len(scales) > 255:
+    raise ValueError("too many weight tensors in one section")
+  return bytes([len(scales), *scales])
+
+
+def _crc(b: bytes) -> bytes:
+  return struct.pack("<I", zlib.crc32(b) & 0xFFFFFFFF)
+
+
+def layer_bytes(layer: Layer) -> bytes:
+  """One object layer's bytes, CRC included."""
+  body = (struct.pack("<ff", layer.lmbda, layer.delta_lsn) + _scales_bytes(layer.scales)
+          + layer.payload)
+  return body + _crc(body)
+
+
+def write(f: MoricFile) -> bytes:
+  """Serializes a complete file (all ``num_regions - 1`` object layers)."""
+  if not 1 <= f.num_regions <= MAX_REGIONS:
+    raise ValueError(f"a file holds 1..{MAX_REGIONS} regions")
+  if f.object_only and f.num_regions < 2:
+    raise ValueError("an object-only file needs an object")
+  if len(f.layers) != f.num_regions - 1 or len(f.contours) != f.num_regions - 1:
+    raise ValueError("one contour and one layer per object")
+  if f.num_regions == 1 and f.has_gmn:
+    raise ValueError("a one-region file has no GMN")
+  out = bytearray(MAGIC)
+  out.append(VERSION)
+  out += _varint(f.height) + _varint(f.width)
+  out += bytes([f.mode, f.num_regions | (0x80 if f.object_only else 0)])
+  out += write_arch(f.arch)
+  if f.num_regions > 1:
+    out.append(MODULATIONS.index(f.modulation))
+    if f.has_gmn:
+      out += bytes([f.gmn_width, f.mod_width, ACTIVATIONS.index(f.gmn_activation)])
+  out.append(f.arm_frac_bits)
+  out += struct.pack("<f", f.delta_arm)
+  if f.has_gmn:
+    out += struct.pack("<f", f.delta_gmn)
+  layers = [layer_bytes(layer) for layer in f.layers]
+  if f.num_regions > 1:
+    for c in f.contours:
+      out += _varint(len(c)) + c
+    out += struct.pack("<f", f.lmbda0)
+    for b in layers:
+      out += _varint(len(b))
+  if not f.object_only:
+    out += struct.pack("<f", f.delta_lsn0)
+  out += _scales_bytes(f.base_scales) + _varint(len(f.base_payload)) + f.base_payload
+  out += _crc(bytes(out))
+  for b in layers:
+    out += b
+  return bytes(out)
+
+
+def version_of(data) -> int | None:
+  """The version byte of ``.moric`` bytes, or ``None`` if they are not ``.moric``."""
+  if not isinstance(data, (bytes, bytearray, memoryview)):
+    return None
+  head = bytes(data[:len(MAGIC) + 1])
+  if len(head) < len(MAGIC) + 1 or head[:len(MAGIC)] != MAGIC:
+    return None
+  return head[len(MAGIC)]
+
+
+def _step(r: "_Reader", what: str) -> float:
+  d = r.f32(what)
+  if not 1e-8 < d < 1e3:
+    raise BitstreamError(f"bad weight quantization step {d} ({what})")
+  return d
+
+
+def _lmbda(r: "_Reader", what: str) -> float:
+  lmbda = r.f32(what)
+  if not (math.isfinite(lmbda) and lmbda >= 0.0):
+    raise BitstreamError(f"bad {what}")
+  return lmbda
+
+
+def _scales(r: "_Reader", what: str) -> tuple[int, ...]:
+  scales = tuple(r.take(r.u8(f"{what} tensor count"), f"{what} scales"))
+  if any(s >= tables.NUM_WEIGHT_SCALES for s in scales):
+    raise BitstreamError(f"{what}: weight scale index out of range")
+  return scales
+
+
+def read(data) -> MoricFile:
+  """Parses and validates ``.moric`` bytes; ``BitstreamError`` on any problem.
+
+  A file cut inside its object layers parses to the complete ones (``truncated``);
+  a cut inside the base section, or any corrupt byte, is an error.
+  """
+  if not isinstance(data, (bytes, bytearray, memoryview)):
+    raise BitstreamError("expected bytes")
+  data = bytes(data)
+  if len(data) < len(MAGIC) + 1 + 4:
+    raise BitstreamError(f"file too short ({len(data)} bytes) to be a .moric file")
+  if data[:len(MAGIC)] != MAGIC:
+    raise BitstreamError("not a .moric file (bad magic bytes)")
+  if data[len(MAGIC)] != VERSION:
+    raise BitstreamError(f"unsupported .moric version {data[len(MAGIC)]} (this decoder "
+                         f"reads version {VERSION}; older files are not readable)")
+  r = _Reader(data, len(data))
+  r.pos = len(MAGIC) + 1
+  height = r.varint("height", MAX_SIDE)
+  width = r.varint("width", MAX_SIDE)
+  if height < 1 or width < 1 or height * width > MAX_PIXELS:
+    raise BitstreamError(f"bad image size {width}x{height}")
+  mode = r.u8("mode")
+  if mode not in MODE_NAMES:
+    raise BitstreamError(f"unsupported image mode {mode}")
+  regions_byte = r.u8("regions")
+  num_regions, object_only = regions_byte & 0x7F, bool(regions_byte & 0x80)
+  if not 1 <= num_regions <= MAX_REGIONS or (object_only and num_regions < 2):
+    raise BitstreamError(f"unsupported number of regions {num_regions}")
+  arch = read_arch(r)
+  scheme, gmn_width, mod_width, gmn_act = "none", 0, 0, ACTIVATIONS[0]
+  if num_regions > 1:
+    scheme_id = r.u8("modulation")
+    if scheme_id >= len(MODULATIONS):
+      raise BitstreamError(f"unknown modulation scheme id {scheme_id}")
+    scheme = MODULATIONS[scheme_id]
+    if scheme != "none":
+      gmn_width, mod_width, act = r.u8("GMN width"), r.u8("modulation width"), r.u8(
+          "GMN activation")
+      if act >= len(ACTIVATIONS):
+        raise BitstreamError("unknown GMN activation id")
+      if not (1 <= gmn_width <= 64 and 1 <= mod_width <= 64):
+        raise BitstreamError(f"bad GMN widths {gmn_width}/{mod_width}")
+      gmn_act = ACTIVATIONS[act]
+  frac_bits = r.u8("ARM fraction bits")
+  if not integer_arm.MIN_FRAC_BITS <= frac_bits <= integer_arm.MAX_FRAC_BITS:
+    raise BitstreamError(f"bad ARM fraction bits {frac_bits}")
+  delta_arm = _step(r, "ARM step")
+  delta_gmn = _step(r, "GMN step") if scheme != "none" else 1.0
+  contours, lmbda0, layer_sizes = [], 0.0, []
+  if num_regions > 1:
+    for i in range(1, num_regions):
+      contours.append(r.take(r.varint(f"region {i} contour length", MAX_PAYLOAD),
+                             f"region {i} contour"))
+    lmbda0 = _lmbda(r, "region 0 lambda")
+    layer_sizes = [r.varint(f"layer {i} length", MAX_PAYLOAD)
+                   for i in range(1, num_regions)]
+  delta_lsn0 = 1.0 if object_only else _step(r, "LSN step")
+  base_scales = _scales(r, "base")
+  base_payload = r.take(r.varint("payload length", MAX_PAYLOAD), "payload")
+  crc = struct.unpack("<I", r.take(4, "base CRC"))[0]
+  if zlib.crc32(data[:r.pos - 4]) & 0xFFFFFFFF != crc:
+    raise BitstreamError("CRC mismatch in the base section: the file is corrupt or "
+                         "truncated")
+  rest = len(data) - r.pos
+  if rest > sum(layer_sizes):
+    raise BitstreamError(f"{rest - sum(layer_sizes)} unexpected bytes after the last "
+                         "layer")
+  layers = []
+  for i, size in enumerate(layer_sizes, start=1):
+    if r.pos + size > len(data):
+      break   # The file was cut inside this layer: keep the complete ones.
+    if size < 8 + 1 + 4:
+      raise BitstreamError(f"layer {i} is too short")
+    body, crc = data[r.pos:r.pos + size - 4], data[r.pos + size - 4:r.pos + size]
+    if _crc(body) != crc:
+      raise BitstreamError(f"CRC mismatch in layer {i}: the file is corrupt")
+    lr = _Reader(body, len(body))
+    lmbda = _lmbda(lr, f"region {i} lambda")
+    delta = _step(lr, f"region {i} LSN step")
+    scales = _scales(lr, f"region {i} LSN")
+    layers.append(Layer(lmbda, delta, scales, body[lr.pos:]))
+    r.pos += size
+  return MoricFile(height, width, mode, num_regions, object_only, arch, scheme,
+                   gmn_width, mod_width, gmn_act, frac_bits, delta_arm, delta_gmn,
+                   tuple(contours), lmbda0, delta_lsn0, base_scales, base_payload,
+                   tuple(layers), len(layers) < num_regions - 1)
+
+
+def section_spans(data: bytes, f: MoricFile | None = None) -> list[tuple[int, int]]:
+  """``[start, end)`` byte spans of the base section and each complete layer (CRCs
+  included) of a file that parses (for fuzzing and tests)."""
+  f = read(data) if f is None else f
+  sizes = [len(layer_bytes(layer)) for layer in f.layers]
+  end = len(data) - sum(sizes)
+  if f.truncated:   # the cut layer's bytes follow the complete ones
+    raise ValueError("section_spans needs a complete file")
+  spans, start = [(0, end)], end
+  for n in sizes:
+    spans.append((start, start + n))
+    start += n
+  return spans

@@ -1,9 +1,26 @@
-"""Single-region overfitted codec: latents + ARM + LSN wired together.
+"""The MoRIC codec for one or many regions: one latent pyramid, one ARM, one GMN, LSNs.
 
-``Codec`` holds only static structure (module definitions, shapes, gains); all
-parameters flow in and arrays flow out. Parameter tree::
+``Codec`` holds static structure only (modules, gains, the region layout); parameters
+flow in and arrays flow out. Parameter tree::
 
-  {"latents": [theta_0 (h_0, w_0), ...], "arm": {...}, "lsn": {...}}
+  {"latents": [theta_k (h_k, w_k) for k in grids],     # one pyramid, whole frame
+   "arm": {...}, "gmn": {...} (absent for modulation "none"),
+   "lsn": [lsn of each rendered region]}               # layout.rendered order
+
+One region (no masks) is this codec with one LSN, no GMN and a trivial layout.
+
+Synthesis (DESIGN §2.3): the latents are upsampled once to an ``(H, W, L)`` stack; the
+GMN maps the whole stack to its modulation signals (global context); LSN 0 renders the
+whole frame (layer 0); each object's LSN runs over its box and replaces layer 0 inside
+its mask. Loss, rates in bits per shown pixel ``P``::
+
+  D + w0 * D_layer0 + sum_r lmbda_r (latent bits owned by r + LSN bits of r) / P
+    + lmbda_0 (ARM + GMN bits) / P
+
+with ``D`` the MSE of the composed image over the shown pixels (the whole frame, or
+the objects of an object-only file) and ``D_layer0`` that of layer 0 alone over the
+frame (weight ``w0 = layer0_weight``, multi-region only: keeps layer 0 a usable
+preview).
 """
 from __future__ import annotations
 
@@ -12,16 +29,36 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from moric_jax.model import arm as arm_lib
 from moric_jax.model import latents as latents_lib
+from moric_jax.model import modulation as modulation_lib
 from moric_jax.model import quantize
+from moric_jax.model import weights as weights_lib
+from moric_jax.model.gmn import GMN
 from moric_jax.model.lsn import LSN
+from moric_jax.model.region_layout import Layout, make_layout
 
 
-@dataclasses.dataclass(frozen=True)
+def gmn_config(model_config: ml_collections.ConfigDict) -> dict:
+  """GMN settings with defaults (``config.model.gmn``)."""
+  g = dict(width=8, mod_width=4, activation="gelu")
+  g.update(dict(model_config.get("gmn", {}) or {}))
+  return g
+
+
+def effective_scheme(model_config: ml_collections.ConfigDict, num_regions: int) -> str:
+  """The modulation a file uses: ``config.model.modulation`` with several regions;
+  ``none`` for one region (a GMN would only widen its single LSN, and a one-region
+  file stays as small as a plain single-region codec's)."""
+  scheme = modulation_lib.check_scheme(str(model_config.get("modulation", "none")))
+  return scheme if num_regions > 1 else "none"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Codec:
-  """Static structure of the codec for one image size."""
+  """Static structure of the codec for one image size and region layout."""
   height: int
   width: int
   num_grids: int
@@ -31,75 +68,194 @@ class Codec:
   context_cols: int
   arm: arm_lib.ARM
   lsn: LSN
+  gmn: GMN | None
+  layout: Layout
+  layer0_weight: float = 0.0
 
   @classmethod
-  def from_config(cls, model_config: ml_collections.ConfigDict, height: int,
-                  width: int) -> "Codec":
+  def from_config(cls, model_config: ml_collections.ConfigDict, height: int, width: int,
+                  decoded_masks: list[np.ndarray] = (), object_only: bool = False,
+                  layer0_weight: float = 0.0) -> "Codec":
+    """``decoded_masks``: object masks (``(H, W)`` bool) as the decoder gets them."""
     lat = model_config.latents
+    layout = make_layout(list(decoded_masks), height, width, lat.num_grids, object_only)
+    scheme = effective_scheme(model_config, layout.num_regions)
+    lsn = LSN(**model_config.lsn, modulation=scheme)
+    gmn = None
+    if scheme != "none":
+      g = gmn_config(model_config)
+      if not (1 <= int(g["width"]) <= 64 and 1 <= int(g["mod_width"]) <= 64):
+        raise ValueError(f"GMN width and mod_width must be 1..64, got {g['width']}, "
+                         f"{g['mod_width']}")
+      if g["activation"] not in ("relu", "gelu"):
+        raise ValueError(f"GMN activation must be relu or gelu, got {g['activation']!r}")
+      gmn = GMN(scheme=scheme, lsn_hidden=tuple(model_config.lsn.hidden), **g)
     return cls(
         height=height, width=width, num_grids=lat.num_grids, q_step=lat.q_step,
         gains=tuple(latents_lib.grid_gains(lat.num_grids, lat.base_gain, lat.gain_growth)),
         context_rows=model_config.arm_context.rows,
         context_cols=model_config.arm_context.cols,
-        arm=arm_lib.ARM(**model_config.arm), lsn=LSN(**model_config.lsn))
+        arm=arm_lib.ARM(**model_config.arm), lsn=lsn, gmn=gmn, layout=layout,
+        layer0_weight=float(layer0_weight) if layout.num_regions > 1 else 0.0)
+
+  @property
+  def num_regions(self) -> int:
+    return self.layout.num_regions
+
+  @property
+  def networks(self) -> tuple[str, ...]:
+    return ("arm", "gmn", "lsn") if self.gmn is not None else ("arm", "lsn")
 
   @property
   def context_size(self) -> int:
     return len(arm_lib.context_offsets(self.context_rows, self.context_cols))
 
   @property
+  def grid_shapes(self) -> list[tuple[int, int]]:
+    return latents_lib.grid_shapes(self.height, self.width, self.num_grids)
+
+  @property
   def num_latents(self) -> int:
-    return sum(h * w for h, w in latents_lib.grid_shapes(self.height, self.width,
-                                                         self.num_grids))
+    return sum(h * w for h, w in self.grid_shapes)
+
+  @property
+  def shown_pixels(self) -> int:
+    """Pixels the rate is normalised by and the distortion measured on."""
+    return int(self.layout.shown().sum())
+
+  def labels(self) -> np.ndarray:
+    """``(H, W) int32``: the region each pixel belongs to."""
+    return self.layout.labels
 
   def init(self, key: jax.Array) -> dict:
-    """Fresh parameters: zero latents, randomly initialised ARM and LSN."""
-    k_arm, k_lsn = jax.random.split(key)
-    arm_params = self.arm.init(k_arm, jnp.zeros((1, self.context_size)))
-    lsn_params = self.lsn.init(k_lsn, jnp.zeros((1, 1, self.num_grids)))
-    return {"latents": latents_lib.init_latents(self.height, self.width, self.num_grids),
-            "arm": arm_params, "lsn": lsn_params}
+    """Zero latents, random ARM, GMN and one LSN per rendered region."""
+    keys = jax.random.split(key, 2 + len(self.layout.rendered))
+    params = {"latents": latents_lib.init_latents(self.height, self.width, self.num_grids),
+              "arm": self.arm.init(keys[0], jnp.zeros((1, self.context_size)))}
+    x = jnp.zeros((1, 1, self.num_grids))
+    sig = None
+    if self.gmn is not None:
+      params["gmn"] = self.gmn.init(keys[1], x)
+      sig = self.gmn.apply(params["gmn"], x)
+    params["lsn"] = [self.lsn.init(k, x, sig) for k in keys[2:]]
+    return params
+
+  def _coded_flat(self) -> np.ndarray | None:
+    """``(N,) float32`` 1 where a latent is coded, ``None`` when all are."""
+    if self.layout.all_coded:
+      return None
+    return np.concatenate([c.ravel() for c in self.layout.coded]).astype(np.float32)
 
   def symbols(self, latents: list[jax.Array]) -> list[jax.Array]:
-    """Trainable latents -> continuous values in symbol units (gain applied)."""
-    return [g * th for g, th in zip(self.gains, latents)]
-
-  def synthesize(self, lsn_params, symbol_grids: list[jax.Array]) -> jax.Array:
-    """Symbol grids -> ``(H, W, 3)`` float image (unclipped)."""
-    scaled = [self.q_step * s for s in symbol_grids]
-    stack = latents_lib.upsample_stack(scaled, self.height, self.width)
-    return self.lsn.apply(lsn_params, stack)
-
-  def latent_bits(self, arm_params, symbol_grids: list[jax.Array]) -> jax.Array:
-    """``(N,)`` bits of every latent symbol under the float ARM."""
-    return arm_lib.grids_bits(self.arm.apply, arm_params, symbol_grids,
-                              self.context_rows, self.context_cols)
-
-  def forward(self, params: dict, *, mode: str, temperature=0.3, noise_a=1.0,
-              key: jax.Array | None = None, ste=None) -> tuple[jax.Array, jax.Array]:
-    """Returns ``(image (H, W, 3), latent bits (scalar))`` for a quantization mode.
-
-    ``mode="train"`` mixes soft and straight-through quantization by the traced
-    boolean ``ste``, so both training phases share one compiled program.
-    """
-    shapes = [th.shape for th in params["latents"]]
-    flat = jnp.concatenate([s.ravel() for s in self.symbols(params["latents"])])
-    if mode == "train":
-      soft_r, soft_y = quantize.quantize_for_training(
-          flat, mode="soft", temperature=temperature, noise_a=noise_a, key=key)
-      hard = quantize.round_ste(flat)
-      for_rate = jnp.where(ste, hard, soft_r)
-      for_synth = jnp.where(ste, hard, soft_y)
-    else:
-      for_rate, for_synth = quantize.quantize_for_training(
-          flat, mode=mode, temperature=temperature, noise_a=noise_a, key=key)
-    rate_grids = _split(for_rate, shapes)
-    bits = jnp.sum(self.latent_bits(params["arm"], rate_grids))
-    return self.synthesize(params["lsn"], _split(for_synth, shapes)), bits
+    """Trainable latents -> symbol units (gain applied, uncoded latents forced to 0)."""
+    return [g * th * (1.0 if c.all() else c) for g, th, c in
+            zip(self.gains, latents, self.layout.coded)]
 
   def integer_symbols(self, latents: list[jax.Array]) -> list[jax.Array]:
     """Hard-rounded integer symbols of each grid (what the file codes)."""
     return [jnp.round(s).astype(jnp.int32) for s in self.symbols(latents)]
+
+  def synthesize(self, net_params: dict, symbol_grids: list[jax.Array],
+                 layers: int | None = None) -> tuple[jax.Array, jax.Array | None]:
+    """Symbol grids -> ``(image, layer-0 image or None)``, ``(H, W, 3)`` unclipped.
+
+    ``layers``: render only the first ``layers`` rendered regions (default all);
+    pixels of regions not drawn show layer 0 (0 in object-only files).
+    """
+    rendered = self.layout.rendered
+    n = len(rendered) if layers is None else max(1, min(int(layers), len(rendered)))
+    stack = latents_lib.upsample_stack([self.q_step * s for s in symbol_grids],
+                                       self.height, self.width)
+    sig = self.gmn.apply(net_params["gmn"], stack) if self.gmn is not None else None
+    out0 = None
+    x = jnp.zeros((self.height, self.width, 3), stack.dtype)
+    for j, r in enumerate(rendered[:n]):
+      if r == 0:
+        out0 = x = self.lsn.apply(net_params["lsn"][j], stack, sig)
+        continue
+      t, l, h, w = self.layout.boxes[r]
+      box = lambda a: a[t:t + h, l:l + w]
+      out = self.lsn.apply(net_params["lsn"][j], box(stack),
+                           None if sig is None else [box(s) for s in sig])
+      patch = jnp.where(self.layout.box_mask(r)[..., None], out, box(x))
+      x = x.at[t:t + h, l:l + w].set(patch)
+    return x, out0
+
+  def region_latent_bits(self, arm_params, symbol_grids: list[jax.Array]) -> jax.Array:
+    """``(R,)`` bits of the latents each region owns, under the float ARM."""
+    bits = arm_lib.grids_bits(self.arm.apply, arm_params, symbol_grids,
+                              self.context_rows, self.context_cols)
+    coded = self._coded_flat()
+    if coded is not None:
+      bits = bits * coded
+    if self.num_regions == 1:
+      return jnp.sum(bits)[None]
+    return jax.ops.segment_sum(bits, self.layout.owner_ids(),
+                               num_segments=self.num_regions)
+
+  def lmbda_array(self, base: float, per_region: dict[int, float] | None = None
+                  ) -> np.ndarray:
+    """``(R,) float32`` lambda per region: ``base`` unless ``per_region`` says otherwise."""
+    lam = np.full(self.num_regions, float(base), np.float32)
+    for r, v in (per_region or {}).items():
+      lam[int(r)] = float(v)
+    return lam
+
+  def rd_terms(self, params: dict, image: jax.Array, lmbda, weight_delta: float, *,
+               mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None
+               ) -> tuple[jax.Array, dict, jax.Array]:
+    """``(loss, aux, composed image)``; ``lmbda`` is a scalar or ``(R,)`` per region.
+
+    ``mode="train"`` mixes soft and straight-through quantization by the traced
+    boolean ``ste``, so both training phases share one compiled program.
+    """
+    lam = jnp.broadcast_to(jnp.asarray(lmbda, jnp.float32), (self.num_regions,))
+    sym = self.symbols(params["latents"])
+    shapes = [s.shape for s in sym]
+    flat = jnp.concatenate([s.ravel() for s in sym])
+    if mode == "train":
+      soft_r, soft_y = quantize.quantize_for_training(
+          flat, mode="soft", temperature=temperature, noise_a=noise_a, key=key)
+      hard = quantize.round_ste(flat)
+      for_rate, for_synth = jnp.where(ste, hard, soft_r), jnp.where(ste, hard, soft_y)
+    else:
+      for_rate, for_synth = quantize.quantize_for_training(
+          flat, mode=mode, temperature=temperature, noise_a=noise_a, key=key)
+    coded = self._coded_flat()
+    if coded is not None:   # Uncoded latents are exactly 0 in the file: no noise there.
+      for_rate, for_synth = for_rate * coded, for_synth * coded
+    lat_bits = self.region_latent_bits(params["arm"], _split(for_rate, shapes))
+    recon, out0 = self.synthesize(params, _split(for_synth, shapes))
+    pixels = self.shown_pixels
+    err = jnp.sum((recon - image) ** 2, axis=-1)
+    labels = self.layout.labels
+    if self.num_regions == 1:
+      mse = jnp.mean(err) / 3.0
+      region_mse = mse[None]
+    else:
+      region_sse = jax.ops.segment_sum(err.ravel(), labels.ravel(),
+                                       num_segments=self.num_regions)
+      region_px = np.maximum(self.layout.region_pixels(), 1)
+      region_mse = region_sse / (3.0 * region_px)
+      shown = self.layout.rendered
+      mse = jnp.sum(region_sse[np.asarray(shown)]) / (3.0 * pixels)
+    lsn_bits = jnp.stack([weights_lib.tree_bits(p, weight_delta) for p in params["lsn"]])
+    shared_bits = weights_lib.tree_bits(params["arm"], weight_delta)
+    if self.gmn is not None:
+      shared_bits = shared_bits + weights_lib.tree_bits(params["gmn"], weight_delta)
+    lsn_lam = lam[np.asarray(self.layout.rendered)]
+    loss = (mse + jnp.sum(lam * lat_bits) / pixels + jnp.sum(lsn_lam * lsn_bits) / pixels
+            + lam[0] * shared_bits / pixels)
+    mse0 = mse
+    if out0 is not None and self.layer0_weight > 0.0:
+      mse0 = jnp.mean((out0 - image) ** 2)
+      loss = loss + self.layer0_weight * mse0
+    aux = {"mse": mse, "mse_layer0": mse0, "loss": loss,
+           "bpp_latents": jnp.sum(lat_bits) / pixels,
+           "bpp_weights": (jnp.sum(lsn_bits) + shared_bits) / pixels,
+           "region_mse": region_mse, "region_latent_bits": lat_bits,
+           "region_weight_bits": lsn_bits}
+    return loss, aux, recon
 
 
 def _split(flat: jax.Array, shapes: list[tuple[int, int]]) -> list[jax.Array]:

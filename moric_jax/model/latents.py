@@ -7,37 +7,16 @@ The synthesis sees ``q_step * symbol`` upsampled bilinearly to ``(H, W)``.
 """
 from __future__ import annotations
 
-import functools
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def grid_shapes(height: int, width: int, num_grids: int) -> list[tuple[int, int]]:
-  """Shapes of the L latent grids for an ``height x width`` image."""
-  return [(math.ceil(height / 2**k), math.ceil(width / 2**k)) for k in range(num_grids)]
+from moric_jax.model.grids import grid_shapes, upsampling_matrix  # noqa: F401 (re-exported)
 
 
 def grid_gains(num_grids: int, base_gain: float, gain_growth: float) -> list[float]:
   """Fixed per-grid gains multiplying the trainable latent values."""
   return [float(base_gain * gain_growth**k) for k in range(num_grids)]
-
-
-@functools.lru_cache(maxsize=64)
-def upsampling_matrix(out_size: int, in_size: int) -> np.ndarray:
-  """``(out_size, in_size)`` float32 matrix of 1-D bilinear (half-pixel) resampling.
-
-  Same convention as ``jax.image.resize(..., "bilinear")`` (triangle kernel, scale
-  ``out / in``, weights renormalised at the borders), built in NumPy so that no XLA
-  program is compiled per image size.
-  """
-  scale = out_size / in_size
-  pos = (np.arange(out_size, dtype=np.float64) + 0.5) / scale - 0.5
-  weights = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(in_size)[None, :]))
-  weights /= weights.sum(axis=1, keepdims=True)
-  return weights.astype(np.float32)
 
 
 def upsample_stack(grids: list[jax.Array], height: int, width: int) -> jax.Array:

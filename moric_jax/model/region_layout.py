@@ -1,11 +1,16 @@
-"""Where each region lives: bounding box, pixel mask and which latents are coded.
+"""Where each region lives and which latents it owns (DESIGN §2.1, §2.3).
 
-Shared by encoder and decoder (pure NumPy integer/boolean arithmetic, so both sides
-derive the same layout from the decoded contours). Region 0 is the background: its box
-is the whole image and all its latents are coded (layer 0 renders the whole frame).
-Region ``r >= 1`` owns the pixels of its decoded mask not covered by a later region
-(DESIGN §2.3: the last covering region wins); its latent pyramid spans the bounding box
-of those pixels, and a latent is coded only if its bilinear footprint touches them.
+Pure NumPy integer/boolean arithmetic, shared by the encoder and the JAX-free decoder,
+so both derive the same layout from the decoded contours:
+
+* ``labels``: the last decoded mask covering a pixel wins, else background (0).
+* Region ``r``'s box is the bounding box of the pixels it owns (region 0: the frame);
+  its LSN runs over that box only and is kept inside its mask.
+* One latent pyramid covers the whole image. Latent ``(k, i, j)`` is owned by the
+  region that owns the pixel at its footprint's centre (``grids.footprint_centre``);
+  its rate is weighed by that region's lambda. Nothing is coded twice.
+* Object-only files (no background layer) code only the latents whose bilinear
+  footprint reaches an object pixel; the others are 0 and cost nothing.
 """
 from __future__ import annotations
 
@@ -13,24 +18,52 @@ import dataclasses
 
 import numpy as np
 
-from moric_jax.model import latents as latents_lib
+from moric_jax.model import grids
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class RegionLayout:
-  """``box = (top, left, height, width)`` in pixels; ``mask`` ``(height, width)`` bool
-  pixels the region shows; ``coded``: per grid ``(h_k, w_k)`` bool, latents sent."""
-  box: tuple[int, int, int, int]
-  mask: np.ndarray
+class Layout:
+  """Region layout of one image.
+
+  ``labels``: ``(H, W) int32`` region of every pixel; ``boxes[r] = (top, left,
+  height, width)``; ``owners[k]``: ``(h_k, w_k) int32`` owning region of every latent;
+  ``coded[k]``: ``(h_k, w_k)`` bool, latents sent (all of them unless object-only).
+  """
+  labels: np.ndarray
+  boxes: tuple[tuple[int, int, int, int], ...]
+  owners: tuple[np.ndarray, ...]
   coded: tuple[np.ndarray, ...]
+  object_only: bool = False
 
   @property
-  def grid_shapes(self) -> list[tuple[int, int]]:
-    return [c.shape for c in self.coded]
+  def num_regions(self) -> int:
+    return len(self.boxes)
 
   @property
-  def num_coded(self) -> int:
-    return int(sum(c.sum() for c in self.coded))
+  def rendered(self) -> tuple[int, ...]:
+    """Regions that have an LSN (all but the background in object-only files)."""
+    return tuple(range(1 if self.object_only else 0, self.num_regions))
+
+  @property
+  def all_coded(self) -> bool:
+    return all(c.all() for c in self.coded)
+
+  def box_mask(self, r: int) -> np.ndarray:
+    """``(h, w)`` bool: the pixels of region ``r`` inside its box."""
+    t, l, h, w = self.boxes[r]
+    return self.labels[t:t + h, l:l + w] == r
+
+  def region_pixels(self) -> np.ndarray:
+    """``(R,) int64`` pixels owned by each region."""
+    return np.bincount(self.labels.ravel(), minlength=self.num_regions)
+
+  def shown(self) -> np.ndarray:
+    """``(H, W)`` bool: pixels the file renders (all but background if object-only)."""
+    return self.labels > 0 if self.object_only else np.ones(self.labels.shape, bool)
+
+  def owner_ids(self) -> np.ndarray:
+    """Owners of all latents, raveled grid by grid (the order of the coded pyramid)."""
+    return np.concatenate([o.ravel() for o in self.owners])
 
 
 def partition(decoded_masks: list[np.ndarray], height: int, width: int) -> np.ndarray:
@@ -39,19 +72,6 @@ def partition(decoded_masks: list[np.ndarray], height: int, width: int) -> np.nd
   for i, m in enumerate(decoded_masks, start=1):
     labels[np.asarray(m, bool)] = i
   return labels
-
-
-def footprint(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray]:
-  """Pixel range ``[lo_i, hi_i)`` each of ``in_size`` latents reaches when upsampled.
-
-  Bilinear with half-pixel centres: pixel ``y`` reads latent ``i`` iff
-  ``|(2y + 1) in - (2i + 1) out| < 2 out`` (pure integers, same on every machine).
-  """
-  i = np.arange(in_size, dtype=np.int64)
-  c = (2 * i + 1) * out_size
-  y_lo = ((c - 2 * out_size) // in_size + 1) // 2        # first y with 2y+1 > (c-2out)/in
-  y_hi = (-(-(c + 2 * out_size) // in_size)) // 2        # first y with 2y+1 >= (c+2out)/in
-  return np.clip(y_lo, 0, out_size), np.clip(y_hi, 0, out_size)
 
 
 def _any_in_ranges(a: np.ndarray, lo: np.ndarray, hi: np.ndarray, axis: int) -> np.ndarray:
@@ -65,31 +85,49 @@ def coded_latents(mask: np.ndarray, num_grids: int) -> tuple[np.ndarray, ...]:
   """Per grid: latents whose bilinear footprint reaches a pixel of ``mask`` (O(HW))."""
   h, w = mask.shape
   out = []
-  for gh, gw in latents_lib.grid_shapes(h, w, num_grids):
-    rl, rh = footprint(h, gh)
-    cl, ch = footprint(w, gw)
+  for gh, gw in grids.grid_shapes(h, w, num_grids):
+    rl, rh = grids.footprint(h, gh)
+    cl, ch = grids.footprint(w, gw)
     rows = _any_in_ranges(mask, rl, rh, axis=0)          # (gh, w)
     out.append(_any_in_ranges(rows, cl, ch, axis=1))     # (gh, gw)
   return tuple(out)
 
 
-def layout_regions(decoded_masks: list[np.ndarray], height: int, width: int,
-                   num_grids: int) -> list[RegionLayout]:
-  """Layouts of the background and of every object region (``len(masks) + 1``).
+def latent_owners(labels: np.ndarray, num_grids: int) -> tuple[np.ndarray, ...]:
+  """Per grid ``(h_k, w_k) int32``: the label at each latent's footprint centre."""
+  h, w = labels.shape
+  out = []
+  for gh, gw in grids.grid_shapes(h, w, num_grids):
+    rows, cols = grids.footprint_centre(h, gh), grids.footprint_centre(w, gw)
+    out.append(np.ascontiguousarray(labels[np.ix_(rows, cols)], dtype=np.int32))
+  return tuple(out)
 
-  Raises ``ValueError`` if an object region shows no pixel (hidden by later ones).
+
+def make_layout(decoded_masks: list[np.ndarray], height: int, width: int, num_grids: int,
+                object_only: bool = False) -> Layout:
+  """Layout of the background and of every object (``len(masks) + 1`` regions).
+
+  Raises ``ValueError`` if an object shows no pixel (hidden by later ones), or if an
+  object-only layout has no object.
   """
   labels = partition(decoded_masks, height, width)
-  out = [RegionLayout((0, 0, height, width), labels == 0,
-                      tuple(np.ones(s, bool) for s in
-                            latents_lib.grid_shapes(height, width, num_grids)))]
+  boxes = [(0, 0, height, width)]
   for r in range(1, len(decoded_masks) + 1):
     own = labels == r
     if not own.any():
       raise ValueError(f"region {r} has no pixel of its own (later regions cover it)")
     rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
     top, left = int(rows[0]), int(cols[0])
-    h, w = int(rows[-1]) - top + 1, int(cols[-1]) - left + 1
-    mask = own[top:top + h, left:left + w]
-    out.append(RegionLayout((top, left, h, w), mask, coded_latents(mask, num_grids)))
-  return out
+    boxes.append((top, left, int(rows[-1]) - top + 1, int(cols[-1]) - left + 1))
+  owners = latent_owners(labels, num_grids)
+  if object_only:
+    if not decoded_masks:
+      raise ValueError("an object-only file needs at least one object mask")
+    coded = coded_latents(labels > 0, num_grids)
+    # A coded latent centred on a background pixel (it reaches an object only with
+    # the edge of its footprint) is charged to object 1.
+    owners = tuple(np.where((o == 0) & c, 1, o).astype(np.int32)
+                   for o, c in zip(owners, coded))
+  else:
+    coded = tuple(np.ones(o.shape, bool) for o in owners)
+  return Layout(labels, tuple(boxes), owners, coded, bool(object_only))

@@ -82,7 +82,7 @@ def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
                            devices: Sequence[jax.Device] | None = None,
                            on_chunk: Callable[[int, int], None] | None = None
                            ) -> list[CompressResult]:
-  """``compress_image`` for several lambdas at once; one result per lambda."""
+  """``compress_image`` of one region for several lambdas at once; one result each."""
   t0 = time.perf_counter()
   image = image_io.validate_image(image)
   height, width = image.shape[:2]
@@ -96,5 +96,6 @@ def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
   for lmbda, params in zip(lmbdas, trained):
     cfg = config.copy_and_resolve_references()
     cfg.lmbda = float(lmbda)
-    results.append(finalize(codec, params, image, cfg, evaluate, train_seconds))
+    results.append(finalize(codec, params, image, cfg, evaluate,
+                            codec.lmbda_array(float(lmbda)), train_seconds))
   return results

@@ -1,4 +1,10 @@
-"""Encoder pipeline for one image: overfit, choose weight steps, quantize, measure."""
+"""Encoder pipeline for one image, one region or many: contours, overfit, quantize.
+
+The masks the networks are trained on are the ones the decoder gets back: every object
+mask is C*-coded first and decoded again (``cstar``), and the region layout is derived
+from those decoded masks exactly as the decoder derives it. One region (no labels) is
+the same pipeline with no contours.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -14,6 +20,7 @@ from moric_jax import image_io
 from moric_jax.eval import complexity, metrics
 from moric_jax.model import weights as weights_lib
 from moric_jax.model.codec import Codec
+from moric_jax.regions import cstar, masks as masks_lib
 from moric_jax.train import checkpoints
 from moric_jax.train import overfit as overfit_lib
 from moric_jax.train import weight_search
@@ -21,95 +28,158 @@ from moric_jax.train import weight_search
 
 @dataclasses.dataclass
 class CompressResult:
-  """Everything the encoder decided, plus measured numbers.
+  """Everything the encoder decided, plus float-model measurements.
 
-  ``reconstruction`` is the ``(H, W, 3) uint8`` image the decoder produces from the
-  quantized latents and quantized weights.
+  ``deltas`` / ``int_weights``: ``arm`` (and ``gmn``) one each, ``lsn`` a list in
+  ``codec.layout.rendered`` order. ``symbols``: integer latents per grid, ``(h_k, w_k)
+  int32`` (0 where not coded). ``reconstruction``: ``(H, W, 3) uint8`` of the quantized
+  model's JAX forward (the file's own decode is what ``api.package`` reports).
   """
   codec: Codec
-  params: dict                  # Trained float parameters.
-  deltas: dict[str, float]      # Chosen weight step per network.
-  int_weights: dict[str, dict]  # Integer weights per network.
-  symbols: list[np.ndarray]     # Integer latent symbols per grid, (h_k, w_k) int32.
+  params: dict
+  contours: list[bytes]             # C* bytes per object region
+  lmbdas: np.ndarray                # (R,) lambda per region
+  deltas: dict
+  int_weights: dict
+  symbols: list[np.ndarray]
   reconstruction: np.ndarray
   metrics: dict
 
 
-def decoded_params(result_int_weights: dict, deltas: dict, symbols: list[np.ndarray],
-                   codec: Codec) -> dict:
+def region_settings(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """``config.regions`` with defaults filled in."""
+  r = ml_collections.ConfigDict(dict(masks="", auto="", lmbdas="", layer0_weight=0.05,
+                                     object_only=False))
+  if config.get("regions"):
+    r.update(config.regions)
+  return r
+
+
+def code_contours(labels: np.ndarray) -> tuple[list[bytes], list[np.ndarray]]:
+  """C*-codes every object of ``labels`` (1..N) -> (bytes, decoded masks)."""
+  h, w = labels.shape
+  contours, decoded = [], []
+  for i in range(1, int(labels.max()) + 1):
+    data = cstar.encode_mask(labels == i)
+    contours.append(data)
+    decoded.append(cstar.decode_mask(data, (h, w)))
+  return contours, decoded
+
+
+def decoded_params(codec: Codec, int_weights: dict, deltas: dict,
+                   symbols: list[np.ndarray]) -> dict:
   """Parameters as the decoder sees them (dequantized weights, latents = symbols)."""
-  params = {n: weights_lib.dequantize_tree(result_int_weights[n], deltas[n])
-            for n in overfit_lib.NETWORKS}
-  params["latents"] = [jnp.asarray(s, jnp.float32) / g
-                       for s, g in zip(symbols, codec.gains)]
-  return params
+  p = {"arm": weights_lib.dequantize_tree(int_weights["arm"], deltas["arm"]),
+       "lsn": [weights_lib.dequantize_tree(k, d)
+               for k, d in zip(int_weights["lsn"], deltas["lsn"])]}
+  if codec.gmn is not None:
+    p["gmn"] = weights_lib.dequantize_tree(int_weights["gmn"], deltas["gmn"])
+  p["latents"] = [jnp.asarray(s, jnp.float32) / g for s, g in zip(symbols, codec.gains)]
+  return p
+
+
+def build_codec(image: np.ndarray, config: ml_collections.ConfigDict,
+                labels: np.ndarray | None = None
+                ) -> tuple[Codec, list[bytes], np.ndarray]:
+  """``(codec, contours, lmbdas)`` for ``image`` split by ``labels`` (``None`` = one
+  region). ``ImageError`` for layouts or per-region lambdas that cannot be used."""
+  h, w = image.shape[:2]
+  rs = region_settings(config)
+  contours, decoded = [], []
+  if labels is not None:
+    labels = masks_lib.validate_label_map(labels, (h, w))
+    contours, decoded = code_contours(labels)
+  if rs.object_only and not decoded:
+    raise image_io.ImageError("--object-only needs object masks (--masks FILE)")
+  try:
+    codec = Codec.from_config(config.model, h, w, decoded, bool(rs.object_only),
+                              rs.layer0_weight)
+    lmbdas = codec.lmbda_array(
+        config.lmbda, masks_lib.parse_region_lmbdas(rs.lmbdas, codec.num_regions))
+  except ValueError as e:   # a region hidden by later ones, bad per-region lambdas
+    raise image_io.ImageError(str(e)) from None
+  return codec, contours, lmbdas
 
 
 def compress_image(image: np.ndarray, config: ml_collections.ConfigDict,
                    on_chunk: Callable[[overfit_lib.ChunkStats], None] | None = None,
-                   params: dict | None = None) -> CompressResult:
-  """Encodes ``image`` ``(H, W, 3) float32 in [0, 1]`` with ``config``."""
+                   params: dict | None = None, labels: np.ndarray | None = None
+                   ) -> CompressResult:
+  """Encodes ``image`` ``(H, W, 3) float32 in [0, 1]``, split by ``labels`` ``(H, W)``
+  (0 = background, 1..N objects; ``None`` = one region)."""
   t0 = time.perf_counter()
   image = image_io.validate_image(image)
-  height, width = image.shape[:2]
-  codec = Codec.from_config(config.model, height, width)
+  codec, contours, lmbdas = build_codec(image, config, labels)
   key = jax.random.PRNGKey(int(config.seed))
-  evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config)
-  checkpointer = checkpoints.from_config(config, image)
+  evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config, lmbdas)
+  run_data = image if codec.num_regions == 1 else np.concatenate(
+      [image, codec.labels()[..., None].astype(np.float32)], axis=-1)
+  checkpointer = checkpoints.from_config(config, run_data)
   meter = overfit_lib.SpeedMeter(on_chunk)
-  params = overfit_lib.overfit(codec, image, config, key, params=params,
-                               on_chunk=meter, evaluate=evaluate,
-                               checkpointer=checkpointer)
-  result = finalize(codec, params, image, config, evaluate, time.perf_counter() - t0)
+  params = overfit_lib.overfit(codec, image, config, key, params=params, on_chunk=meter,
+                               evaluate=evaluate, checkpointer=checkpointer,
+                               lmbda=lmbdas)
+  result = finalize(codec, params, image, config, evaluate, lmbdas,
+                    time.perf_counter() - t0, contours)
   result.metrics["steps_per_second"] = meter.steps_per_second
   return result
 
 
 def finalize(codec: Codec, params: dict, image: np.ndarray,
-             config: ml_collections.ConfigDict, evaluate: Callable,
-             train_seconds: float) -> CompressResult:
-  """Chooses weight steps, quantizes and measures trained ``params`` (one lambda)."""
+             config: ml_collections.ConfigDict, evaluate: Callable, lmbdas: np.ndarray,
+             train_seconds: float, contours: list[bytes] = ()) -> CompressResult:
+  """Chooses weight steps, quantizes and measures trained ``params``.
+
+  Each network's step is searched on its own (``weight_search``): the ARM changes only
+  the latent rate, the GMN and LSNs only the distortion, each network's own bits
+  weighed by its region's lambda, as in the training loss.
+  """
   t0 = time.perf_counter()
-  height, width = image.shape[:2]
-  num_pixels = height * width
-  deltas_grid = weight_search.candidate_deltas(
-      config.quant.delta_min, config.quant.delta_max, config.quant.num_deltas)
-  lmbda = float(config.lmbda)
-  choice = {
-      "arm": weight_search.search_network(params, "arm", deltas_grid,
-                                          lambda p: evaluate(p, lmbda)[1], lmbda,
-                                          num_pixels, "bpp_latents"),
-      "lsn": weight_search.search_network(params, "lsn", deltas_grid,
-                                          lambda p: evaluate(p, lmbda)[1], lmbda,
-                                          num_pixels, "mse"),
-  }
-  deltas = {n: c.delta for n, c in choice.items()}
-  int_weights = {n: c.int_params for n, c in choice.items()}
+  pixels = codec.shown_pixels
+  grid = weight_search.candidate_deltas(config.quant.delta_min, config.quant.delta_max,
+                                        config.quant.num_deltas)
+  lam = np.asarray(lmbdas, np.float64)
+  aux_of = lambda p: evaluate(p, lmbdas)[1]
+  latent_cost = lambda a: float(np.dot(lam, np.asarray(a["region_latent_bits"]))) / pixels
+  dist_cost = lambda a: float(a["mse"]) + codec.layer0_weight * float(a["mse_layer0"])
+  names = [("arm", latent_cost, lam[0])]
+  if codec.gmn is not None:
+    names.append(("gmn", dist_cost, lam[0]))
+  rendered = codec.layout.rendered
+  names += [(("lsn", j), dist_cost, lam[r]) for j, r in enumerate(rendered)]
+  choice = {n: weight_search.search_network(params, n, grid, aux_of, float(l), pixels, c)
+            for n, c, l in names}
+  deltas = {"arm": choice["arm"].delta,
+            "lsn": [choice[("lsn", j)].delta for j in range(len(rendered))]}
+  ints = {"arm": choice["arm"].int_params,
+          "lsn": [choice[("lsn", j)].int_params for j in range(len(rendered))]}
+  if codec.gmn is not None:
+    deltas["gmn"], ints["gmn"] = choice["gmn"].delta, choice["gmn"].int_params
   symbols = [np.asarray(s) for s in codec.integer_symbols(params["latents"])]
-  qparams = decoded_params(int_weights, deltas, symbols, codec)
-  _, aux, recon_f = evaluate(qparams, lmbda)
-  latent_bits = float(aux["bpp_latents"]) * num_pixels
+  _, aux, recon_f = evaluate(decoded_params(codec, ints, deltas, symbols), lmbdas)
+  aux = jax.device_get(aux)
   reconstruction = image_io.to_uint8(np.asarray(recon_f))
   weight_bits = sum(c.bits for c in choice.values())
-  encode_seconds = train_seconds + time.perf_counter() - t0
-  psnr = metrics.psnr_uint8(reconstruction, image_io.to_uint8(image))
-  macs = complexity.macs_per_pixel(config.model, height, width)
+  latent_bits = float(aux["bpp_latents"]) * pixels
+  shown = codec.layout.shown()
   m = {
-      "psnr": psnr,
-      "bpp_latents": float(latent_bits) / num_pixels,
-      "bpp_weights": weight_bits / num_pixels,
-      "bpp_estimated": (float(latent_bits) + weight_bits) / num_pixels,
-      "num_steps": int(config.num_steps),
-      "encode_seconds": encode_seconds,
+      "psnr": metrics.psnr_uint8(reconstruction[shown], image_io.to_uint8(image)[shown]),
+      "bpp_latents": latent_bits / pixels,
+      "bpp_weights": weight_bits / pixels,
+      "bpp_estimated": (latent_bits + weight_bits) / pixels,
+      "num_steps": int(config.num_steps), "seed": int(config.seed),
       "train_seconds": train_seconds,
-      "height": height, "width": width,
-      "seed": int(config.seed),
-      "lmbda": lmbda,
+      "encode_seconds": train_seconds + time.perf_counter() - t0,
+      "height": codec.height, "width": codec.width,
+      "lmbda": float(lam[0]), "lmbdas": [float(x) for x in lam],
+      "num_regions": codec.num_regions,
+      "modulation": codec.lsn.modulation,
+      "region_pixels": codec.layout.region_pixels().tolist(),
       "weight_deltas": deltas,
-      "num_params": {n: weights_lib.num_params(params[n]) for n in overfit_lib.NETWORKS},
-      "macs_per_pixel": macs["total"],
-      "macs_per_pixel_parts": macs,
+      "num_params": {n: weights_lib.num_params(params[n]) for n in codec.networks},
+      "macs_per_pixel": complexity.macs_per_pixel(codec),
   }
-  return CompressResult(codec=codec, params=params, deltas=deltas,
-                        int_weights=int_weights, symbols=symbols,
-                        reconstruction=reconstruction, metrics=m)
+  return CompressResult(codec=codec, params=params, contours=list(contours),
+                        lmbdas=np.asarray(lmbdas, np.float32), deltas=deltas,
+                        int_weights=ints, symbols=symbols, reconstruction=reconstruction,
+                        metrics=m)

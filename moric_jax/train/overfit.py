@@ -20,10 +20,8 @@ import numpy as np
 import optax
 
 from moric_jax.model.codec import Codec
-from moric_jax.model import weights as weights_lib
 from moric_jax.train import schedules
 
-NETWORKS = ("arm", "lsn")
 logger = logging.getLogger("moric_jax")
 
 
@@ -41,23 +39,10 @@ class ChunkStats:
 def loss_terms(params: dict, codec: Codec, image: jax.Array, lmbda, weight_delta: float,
                *, mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None
                ) -> tuple[jax.Array, dict, jax.Array]:
-  """``(D + lmbda * R, aux, recon)``; R in bpp: latent bits + estimated weight bits.
-
-  A codec with its own ``rd_terms`` (the multi-region codec) computes them itself.
-  """
-  if hasattr(codec, "rd_terms"):
-    return codec.rd_terms(params, image, lmbda, weight_delta, mode=mode,
-                          temperature=temperature, noise_a=noise_a, key=key, ste=ste)
-  recon, latent_bits = codec.forward(params, mode=mode, temperature=temperature,
-                                     noise_a=noise_a, key=key, ste=ste)
-  num_pixels = codec.height * codec.width
-  mse = jnp.mean((recon - image) ** 2)
-  wbits = sum(weights_lib.tree_bits(params[n], weight_delta) for n in NETWORKS)
-  bpp_latents = latent_bits / num_pixels
-  bpp_weights = wbits / num_pixels
-  loss = mse + lmbda * (bpp_latents + bpp_weights)
-  return loss, {"mse": mse, "bpp_latents": bpp_latents, "bpp_weights": bpp_weights,
-                "loss": loss}, recon
+  """``(D + lmbda * R, aux, recon)`` (``Codec.rd_terms``); R in bpp: latent bits +
+  estimated weight bits. ``lmbda``: scalar or ``(R,)`` per region."""
+  return codec.rd_terms(params, image, lmbda, weight_delta, mode=mode,
+                        temperature=temperature, noise_a=noise_a, key=key, ste=ste)
 
 
 def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:

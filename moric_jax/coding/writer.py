@@ -1,0 +1,84 @@
+"""The one ``.moric`` writer: quantized networks, latents and contours -> bytes.
+
+Plain arrays in (no JAX): ``api.write_file`` feeds it a trained ``CompressResult``,
+tests feed it random integers. The reader is ``bitstream.read`` + ``moric_jax.decoder``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from moric_jax.coding import bitstream, code_lengths, integer_arm, rans, wavefront
+from moric_jax.coding import weights_coding
+from moric_jax.decoder import networks
+
+
+def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
+          modulation: str, gmn: dict | None, contours: list[bytes], lmbdas,
+          deltas: dict, int_weights: dict, symbols: list[np.ndarray],
+          owners: np.ndarray, coded: list[np.ndarray] | None = None,
+          object_only: bool = False) -> tuple[bytes, dict]:
+  """Entropy codes everything -> ``(bytes, bits)``.
+
+  ``deltas`` / ``int_weights``: ``arm``, ``gmn`` (if ``modulation != "none"``) and
+  ``lsn`` (a list, one per rendered region: background first unless ``object_only``);
+  ``gmn``: ``width``, ``mod_width``, ``activation``; ``lmbdas``: ``(R,)``;
+  ``symbols``: integer grids (0 where not ``coded``); ``owners``: ``(N,)`` owning
+  region of every latent (grids raveled). ``bits``: ideal code lengths under the
+  integer model: ``latents`` (total), ``region_latents`` ``(R,)``, ``shared`` (ARM +
+  GMN), ``lsn`` (per rendered region), ``contours`` (per object, 8 * bytes).
+  """
+  f32 = bitstream.f32
+  num_regions = len(contours) + 1
+  d_arm = f32(deltas["arm"])
+  arm_layers = integer_arm.dense_layers(int_weights["arm"])
+  frac = integer_arm.choose_frac_bits([(np.asarray(k, np.float64) * d_arm, b)
+                                       for k, b in arm_layers])
+  iarm = integer_arm.from_quantized(arm_layers, d_arm, frac)
+  leaves = lambda tree: [np.asarray(k) for k in networks.flatten(tree)]
+  symbols = [np.asarray(s) for s in symbols]
+  # Base payload (a stack): latents first (decoded last), then the weights.
+  coder = rans.new_encoder()
+  latent_bits = wavefront.encode_latents(coder, iarm, symbols, arch.context_rows,
+                                         arch.context_cols, coded)
+  lsn_ints = list(int_weights["lsn"])
+  lsn_deltas = [f32(d) for d in deltas["lsn"]]
+  has_gmn = modulation != "none"
+  base_nets = [int_weights["arm"]] + ([int_weights["gmn"]] if has_gmn else [])
+  if not object_only:
+    base_nets.append(lsn_ints.pop(0))
+  per_net = [leaves(tree) for tree in base_nets]
+  base_scales, _ = weights_coding.encode_tensors(coder, [k for t in per_net for k in t])
+  net_bits, i = [], 0
+  for t in per_net:
+    net_bits.append(code_lengths.tensors_bits(t, base_scales[i:i + len(t)]))
+    i += len(t)
+  shared_bits = sum(net_bits[:2 if has_gmn else 1])
+  lsn_bits = [] if object_only else [net_bits[-1]]
+  layers = []
+  obj_deltas = lsn_deltas if object_only else lsn_deltas[1:]
+  for r, (tree, d) in enumerate(zip(lsn_ints, obj_deltas), start=1):
+    c = rans.new_encoder()
+    scales, bits = weights_coding.encode_tensors(c, leaves(tree))
+    lsn_bits.append(bits)
+    layers.append(bitstream.Layer(f32(float(lmbdas[r])), d, tuple(scales),
+                                  rans.payload_bytes(c)))
+  g = gmn or {}
+  mf = bitstream.MoricFile(
+      height=height, width=width, mode=mode, num_regions=num_regions,
+      object_only=object_only, arch=arch, modulation=modulation,
+      gmn_width=int(g["width"]) if has_gmn else 0,
+      mod_width=int(g["mod_width"]) if has_gmn else 0,
+      gmn_activation=str(g["activation"]) if has_gmn else "relu",
+      arm_frac_bits=frac, delta_arm=d_arm, delta_gmn=f32(deltas.get("gmn", 1.0)),
+      contours=tuple(contours), lmbda0=f32(float(lmbdas[0])),
+      delta_lsn0=1.0 if object_only else lsn_deltas[0],
+      base_scales=tuple(base_scales), base_payload=rans.payload_bytes(coder),
+      layers=tuple(layers))
+  per_latent = code_lengths.latent_bits(iarm, symbols, arch.context_rows,
+                                        arch.context_cols, coded)
+  region_latents = np.bincount(np.asarray(owners), weights=per_latent,
+                               minlength=num_regions)
+  return bitstream.write(mf), {
+      "latents": float(latent_bits), "region_latents": region_latents,
+      "shared": float(shared_bits), "lsn": [float(b) for b in lsn_bits],
+      "contours": [8.0 * len(c) for c in contours]}
