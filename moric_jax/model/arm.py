@@ -15,18 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from moric_jax.coding.context import canvas_layout, context_offsets  # noqa: F401
+
 MAX_BITS = 16.0
 LOG_SCALE_MIN = float(np.log(0.04))
 LOG_SCALE_MAX = float(np.log(64.0))
 
 ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu}
-
-
-def context_offsets(rows: int, cols: int) -> list[tuple[int, int]]:
-  """Causal (dy, dx) offsets in raster order: rows above, then left on the same row."""
-  offs = [(dy, dx) for dy in range(-rows, 0) for dx in range(-cols, cols + 1)]
-  offs += [(0, dx) for dx in range(-cols, 0)]
-  return offs
 
 
 def extract_contexts(grid: jax.Array, rows: int, cols: int) -> jax.Array:
@@ -80,27 +75,6 @@ def laplace_bin_bits(x: jax.Array, mu: jax.Array, scale: jax.Array) -> jax.Array
   log_mass = jnp.where(upper <= 0.0, log_tail, log_centre)
   bits = -log_mass / jnp.log(2.0)
   return jnp.clip(bits, 0.0, MAX_BITS)
-
-
-def canvas_layout(shapes: list[tuple[int, int]], rows: int, cols: int
-                  ) -> tuple[tuple[int, int], list[tuple[int, int]]]:
-  """Places grids in one canvas: grid 0 on the left, the others stacked on the right.
-
-  Grids are separated by at least ``rows`` zero rows / ``cols`` zero columns so that
-  no context window reaches into another grid. Returns ``((Hc, Wc), [(top, left)])``.
-  """
-  h0, w0 = shapes[0]
-  places = [(rows, cols)]
-  left = cols + w0 + cols
-  top = rows
-  right_w = 0
-  for h, w in shapes[1:]:
-    places.append((top, left))
-    top += h + rows
-    right_w = max(right_w, w)
-  height = max(rows + h0, top)
-  width = left + right_w + cols if len(shapes) > 1 else cols + w0 + cols
-  return (height, width), places
 
 
 def to_canvas(grids: list[jax.Array], rows: int, cols: int) -> tuple[jax.Array, np.ndarray]:
