@@ -7,7 +7,7 @@ are independent: front ``t`` is decoded as one batch (gather contexts, integer M
 float64-exact matmuls, table lookup, one constriction call). The number of fronts is
 ``w_0 + (cols + 1) * (h_0 - 1)`` (grid 0). The encoder pushes in the reverse order.
 
-Grids live in one zero-padded flat canvas (``model.arm.canvas_layout``) so that a
+Grids live in one zero-padded flat canvas (``context.canvas_layout``) so that a
 context is ``canvas[pos + offsets]`` and nothing reaches into another grid.
 """
 from __future__ import annotations
@@ -17,9 +17,8 @@ import functools
 
 import numpy as np
 
-from moric_jax.coding import integer_arm, rans, tables
+from moric_jax.coding import context, integer_arm, rans, tables
 from moric_jax.errors import BitstreamError
-from moric_jax.model import arm as arm_lib
 
 ENCODE_CHUNK = 1 << 15
 MAX_SYMBOL = 1 << 20  # |latent symbol| the encoder accepts
@@ -67,7 +66,7 @@ def front_order(shapes: tuple[tuple[int, int], ...], rows: int, cols: int,
 
 @functools.lru_cache(maxsize=8)
 def _front_order(shapes: tuple[tuple[int, int], ...], rows: int, cols: int) -> FrontOrder:
-  (hc, wc), places = arm_lib.canvas_layout(list(shapes), rows, cols)
+  (hc, wc), places = context.canvas_layout(list(shapes), rows, cols)
   fronts, grid_ids, rows_i, flat = [], [], [], []
   for k, ((h, w), (top, left)) in enumerate(zip(shapes, places)):
     i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
@@ -81,7 +80,7 @@ def _front_order(shapes: tuple[tuple[int, int], ...], rows: int, cols: int) -> F
   positions = np.concatenate(flat)[order].astype(np.int64)
   counts = np.bincount(fronts, minlength=int(fronts.max()) + 1)
   starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-  offsets = np.array([dy * wc + dx for dy, dx in arm_lib.context_offsets(rows, cols)],
+  offsets = np.array([dy * wc + dx for dy, dx in context.context_offsets(rows, cols)],
                      np.int64)
   for a in (positions, starts, offsets):
     a.setflags(write=False)
@@ -165,6 +164,75 @@ def decode_latents(coder, iarm: integer_arm.IntegerARM, shapes, rows: int, cols:
                    arm_fn=None, coded: list[np.ndarray] | None = None) -> list[np.ndarray]:
   """Pops all latent grids (``(h_k, w_k) int32``) front by front.
 
+  With a ``rans.GuardedDecoder`` and ``arm_fn=None`` every front runs in one compiled
+  kernel (``fast_ans.decode_latents``: contexts, int ARM, table indices, ANS,
+  escapes). Otherwise (a raw constriction coder, or ``arm_fn`` given, e.g.
+  ``integer_arm.apply_jax``) this is ``decode_latents_reference``. Both give the same
+  grids, leave the decoder in the same state and raise the same ``BitstreamError``s.
+  ``coded``: per grid the positions that were coded (others are 0); ``None`` = all.
+  """
+  if arm_fn is not None or not isinstance(coder, rans.GuardedDecoder):
+    return decode_latents_reference(coder, iarm, shapes, rows, cols, arm_fn, coded)
+  shapes = tuple(tuple(int(v) for v in s) for s in shapes)
+  (hc, wc), places = context.canvas_layout(list(shapes), rows, cols)
+  offsets = np.array([dy * wc + dx for dy, dx in context.context_offsets(rows, cols)],
+                     np.int64)
+  keep = np.zeros(0, np.uint8)
+  if coded is not None:
+    keep2 = np.zeros((hc, wc), np.uint8)
+    for c, (h, w), (t, l) in zip(coded, shapes, places):
+      keep2[t:t + h, l:l + w] = np.asarray(c, bool)
+    keep = keep2.reshape(-1)
+  canvas = np.zeros(hc * wc, np.int64)
+  coder.decode_latent_fronts(np.array(shapes, np.int64).reshape(-1, 2),
+                             np.array(places, np.int64).reshape(-1, 2), wc, cols,
+                             offsets, keep, fast_ans_arm(iarm, offsets.size), canvas)
+  order = FrontOrder((hc, wc), tuple(places), shapes, offsets, np.zeros(0, np.int64),
+                     np.zeros(1, np.int64))
+  return _checked_grids(order, canvas)
+
+
+def fast_ans_arm(iarm: integer_arm.IntegerARM, num_inputs: int):
+  """``(weights (L, I, O), biases (L, O), dims (L, 2), shifts (L,))`` for the kernel.
+
+  int32 when ``integer_arm``'s limits hold (every accumulator < 2**31, exact), else
+  int64 (wider accumulation, same values).
+  """
+  layers = iarm.layers
+  if not layers or layers[0][0].shape[0] != num_inputs or layers[-1][0].shape[1] != 2:
+    raise ValueError(f"ARM shape does not match {num_inputs} contexts -> 2 outputs")
+  for (w, _), (w2, _) in zip(layers[:-1], layers[1:]):
+    if w.shape[1] != w2.shape[0]:
+      raise ValueError("ARM layer widths do not chain")
+  n_in = max(w.shape[0] for w, _ in layers)
+  n_out = max(w.shape[1] for w, _ in layers)
+  small = (max(n_in, n_out) <= integer_arm.MAX_WIDTH
+           and all(np.abs(w).max(initial=0) <= integer_arm.WEIGHT_LIMIT
+                   and np.abs(b).max(initial=0) <= integer_arm.BIAS_LIMIT for w, b in layers))
+  dt = np.int32 if small else np.int64
+  weights = np.zeros((len(layers), n_in, n_out), dt)
+  biases = np.zeros((len(layers), n_out), dt)
+  for k, (w, b) in enumerate(layers):
+    weights[k, :w.shape[0], :w.shape[1]] = w
+    biases[k, :b.shape[0]] = b
+  dims = np.array([w.shape for w, _ in layers], np.int64)
+  return weights, biases, dims, np.array(iarm.shifts, np.int64)
+
+
+def _checked_grids(order: FrontOrder, canvas: np.ndarray) -> list[np.ndarray]:
+  grids = _from_canvas(order, canvas)
+  for g in grids:
+    if g.size and np.abs(g.astype(np.int64)).max() > 8 * MAX_SYMBOL:
+      raise BitstreamError("decoded latent symbol out of range")
+  return grids
+
+
+def decode_latents_reference(coder, iarm: integer_arm.IntegerARM, shapes, rows: int, cols: int,
+                   arm_fn=None, coded: list[np.ndarray] | None = None) -> list[np.ndarray]:
+  """Reference twin of ``decode_latents``: a Python loop over fronts, NumPy + one
+  ``coder.decode`` call per block (``coder``: a ``rans.GuardedDecoder`` or a raw
+  constriction ``AnsCoder``). Same outputs, decoder state and errors.
+
   ``arm_fn(iarm, contexts) -> (mu, log_scale)`` replaces the built-in float64-exact
   NumPy path (tests pass ``integer_arm.apply_jax`` to check they agree).
   """
@@ -211,8 +279,4 @@ def decode_latents(coder, iarm: integer_arm.IntegerARM, shapes, rows: int, cols:
     v = c + r
     canvas[pos] = v
     ctx_canvas[pos] = np.minimum(np.maximum(v, -lim), lim)
-  grids = _from_canvas(order, canvas)
-  for g in grids:
-    if g.size and np.abs(g.astype(np.int64)).max() > 8 * MAX_SYMBOL:
-      raise BitstreamError("decoded latent symbol out of range")
-  return grids
+  return _checked_grids(order, canvas)

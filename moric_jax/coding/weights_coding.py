@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from moric_jax.coding import rans, tables
+from moric_jax.errors import BitstreamError
 
 MAX_WEIGHT = 1 << 22
 
@@ -54,7 +55,28 @@ def encode_tensors(coder, tensors: list[np.ndarray]) -> tuple[list[int], float]:
 
 
 def decode_tensors(coder, sizes: list[int], scales: list[int]) -> list[np.ndarray]:
-  """Pops tensors of ``sizes`` elements (flat int32) coded with ``scales``."""
+  """Pops tensors of ``sizes`` elements (flat int32) coded with ``scales``.
+
+  A ``rans.GuardedDecoder`` decodes each tensor in one compiled call; any other coder
+  goes through ``decode_tensors_reference`` (same results and decoder state).
+  """
+  if not isinstance(coder, rans.GuardedDecoder):
+    return decode_tensors_reference(coder, sizes, scales)
+  out = []
+  for size, s in zip(sizes, scales):
+    if size == 0:
+      out.append(np.zeros(0, np.int32))
+      continue
+    if not 0 <= int(s) < tables.NUM_WEIGHT_SCALES:
+      raise BitstreamError(f"weight scale index {s} out of range")
+    rows = np.full(int(size), int(s), np.int64)
+    out.append(coder.decode_residuals("weight", rows, rows,
+                                      tables.WEIGHT_RADIUS).astype(np.int32))
+  return out
+
+
+def decode_tensors_reference(coder, sizes: list[int], scales: list[int]) -> list[np.ndarray]:
+  """``decode_tensors`` through ``coder.decode`` calls (any coder, incl. constriction's)."""
   probs = tables.load_probabilities()
   out = []
   for size, s in zip(sizes, scales):
