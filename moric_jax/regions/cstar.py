@@ -1,11 +1,26 @@
 """C* chain coding of region contours (DESIGN §2.4), pure NumPy + constriction.
 
 Each 8-connected component of a mask is coded by its outer contour (holes are filled, so
-coverage never suffers from them) as a polygonal chain:
+coverage never suffers from them), in one of two modes (an adaptive flag per component):
 
-- start vertex on the half-pixel grid (uniform code given the image shape) and an initial
-  direction (uniform over ``K`` directions);
-- then events, each entropy coded with adaptive categorical models (constriction range coder):
+- **closed chain**: start vertex on the half-pixel grid (uniform code given the image shape),
+  an initial direction (uniform over ``K`` directions), the chain length (Elias gamma), then
+  the events below; the polygon closes back to the start vertex;
+- **frame arcs** (contours that run along the image border): parts of a contour on the frame
+  (the image's outer boundary) carry no information, so only the arcs between them are
+  coded, as open chains: per arc its entry point on the frame (uniform over the ``4*(H+W)``
+  half-pixel frame points, numbered clockwise from the top-left corner) and its initial
+  direction (adaptive, within +-90 degrees of the inward normal), a "more arcs" flag; then
+  each arc's events, until the first vertex strictly outside the frame, which ends the arc
+  (no length is coded). The decoder joins each arc's exit to the next arc's entry (the last
+  to the first) by a walk just outside the frame, clockwise (:func:`_ring_walk`), and fills
+  that polygon: the frame clips it, so the runs along the frame cost nothing. The encoder
+  orients the contour clockwise, splits it at its frame runs (all of them, or only those
+  >= 12 px) and keeps whichever of closed chain / frame arcs has the fewest bits + wrong
+  pixels (priced with the adaptive models' current state); arcs never leave the frame
+  before their end (offsets that would are not chosen);
+
+events, each entropy coded with adaptive categorical models (constriction range coder):
 
   * ``SMOOTH o``  -- turn by ``o`` in ``[-A, A]`` direction units (2*pi/K) and move one step
     of length ``step``;
@@ -14,18 +29,18 @@ coverage never suffers from them) as a polygonal chain:
   * ``RESET``     -- (global resetting) jump to an absolute half-pixel position (coded as a
     bounded displacement from the current vertex) and set a new direction.
 
-- the polygon closes back to the start vertex. The decoder rasterizes it on a grid
-  supersampled ``SUB`` = 4 times per pixel (even-odd scanline fill, plus the polygon's
-  outline when the per-component ``outline`` flag is set -- it rescues one-pixel-wide parts),
-  then dilates it by the coded squared radius ``q`` (grid units, i.e. 1/4 px resolution):
-  pixel (r, c) is in the mask iff its centre's grid point is within exact squared distance
-  ``q`` of the raster. The encoder runs exactly that reconstruction, picks the outline flag
-  with fewer wrong pixels and sends the smallest ``q`` that covers every pixel of the
-  component (contour dilation -> 100% coverage). ``q`` is capped (:func:`_q_cap_px`:
-  ``4 px + step``, at most 16 px; the encoder needs <= ~3 px in practice): should a
-  component need more, it is split into the components of its two bounding-box halves,
-  recursively (a single pixel always fits), each coded as a component of its own, so
-  coverage stays 100% (the format is unchanged; the pieces just cost more bits).
+- the decoder rasterizes the polygon on a grid supersampled ``SUB`` = 4 times per pixel
+  (even-odd scanline fill, plus the polygon's outline when the per-component ``outline``
+  flag is set -- it rescues one-pixel-wide parts), then dilates it by the coded squared
+  radius ``q`` (grid units, i.e. 1/4 px resolution): pixel (r, c) is in the mask iff its
+  centre's grid point is within exact squared distance ``q`` of the raster. The encoder
+  runs exactly that reconstruction, picks the outline flag with fewer wrong pixels and
+  sends the smallest ``q`` that covers every pixel of the component (contour dilation ->
+  100% coverage). ``q`` is capped (:func:`_q_cap_px`: ``4 px + step``, at most 16 px; the
+  encoder needs <= ~3 px in practice): should a component need more, it is split into the
+  components of its two bounding-box halves, recursively (a single pixel always fits),
+  each coded as a component of its own, so coverage stays 100% (the format is unchanged;
+  the pieces just cost more bits).
 - the byte string is the range coder's output (big-endian 32-bit words) with the flush
   shortened as far as the decoder, which pads with zero bytes, still reproduces the result.
 
@@ -38,9 +53,10 @@ counts the data merely claims (masks come from untrusted files):
   gets there: :func:`_trim` only shortens the flush as far as the real decoder still
   reproduces the result (a sealed stream is read at most one word past its end), so
   valid encodings are byte-for-byte the same as before this rule;
-- chain events plus components of a stream are limited to
-  ``_EV_FREE + _EV_PER_BYTE * len(data)`` = 4096 + 64 per byte, checked when a chain
-  length is read, before any work. Adaptive coding makes a long straight edge cost as
+- chain events plus components (plus arcs, plus one per step length of every walk outside
+  the frame) of a stream are limited to ``_EV_FREE + _EV_PER_BYTE * len(data)`` = 4096 +
+  64 per byte, checked when a closed chain's length is read, before any work, and for an
+  arc at each event and walk. Adaptive coding makes a long straight edge cost as
   little as ~0.003 bits/event, so for such extreme masks (> 4096 events at < 1/8 bit each)
   the encoder appends zero bytes, which decode the same, to stay inside;
 - the number of components / regions is bounded by the data (each costs >= 1 bit);
@@ -72,6 +88,7 @@ and to background (0) if none does.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from dataclasses import dataclass
@@ -98,6 +115,7 @@ _EV_PER_BYTE = 64  # ... plus this many per byte of data
 _Q_CAP_MAX_PX = 16  # dilation radius cap (px); see _q_cap_px
 _BLOCK = 1 << 20  # output samples per block of the decoder's dilation
 _CHUNK = 1 << 18  # scanline crossings (or span x row pairs) generated at a time
+_MODE_PRIOR = (3.0, 1.0)  # initial counts of the closed / arcs component mode
 
 
 class CStarError(ValueError):
@@ -169,8 +187,8 @@ _DEFAULT_FMT = _format(_DEFAULT)
 class _Adaptive:
     """Adaptive categorical model over ``{0..n-1}`` (integer counts, deterministic)."""
 
-    def __init__(self, n: int, inc: float = 2.0, limit: float = 4096.0):
-        self.counts = np.ones(n, dtype=np.float64)
+    def __init__(self, n: int, inc: float = 2.0, limit: float = 4096.0, init=None):
+        self.counts = np.ones(n, dtype=np.float64) if init is None else np.array(init, float)
         self.inc, self.limit = inc, limit
 
     def model(self):
@@ -370,6 +388,10 @@ class _Models:
         self.rdelta = _Adaptive(2 * lay.R + 1, inc=1.0)
         self.rdir = _Adaptive(f.K, inc=1.0)
         self.outline = _Adaptive(2)
+        # component coded as 0 = closed chain, 1 = frame arcs (~0.2 bits while all closed)
+        self.mode = _Adaptive(2, init=_MODE_PRIOR)
+        self.edir = _Adaptive(f.K // 2 + 1)  # arc entry direction - inward normal + K/4
+        self.more = _Adaptive(2)  # another arc follows
 
 
 # events: (kind, a, b, c) with kind 0 = smooth (a=offset), 1 = corner (a=offset),
@@ -418,6 +440,101 @@ def _read_event(r: _Reader, lay: _Layout, m: _Models, ctx: int):
         b = r.adaptive(m.rdelta) - lay.R
         return (_RESET, a, b, r.adaptive(m.rdir))
     return (_SMOOTH, s - lay.f.A, 0, 0)
+
+
+# ----------------------------------------------------------------------------- the frame
+# The frame is the image's outer boundary, the rectangle of lattice points from (-HALF, -HALF)
+# to ((H-1)*FIX + HALF, (W-1)*FIX + HALF). Its half-pixel points are numbered clockwise (on
+# screen; rows grow downwards) by s in [0, P), P = 4*(H+W): top side left to right from the
+# top-left corner (s = 0), right side top to bottom (s = 2W), bottom side right to left
+# (s = 2W+2H), left side bottom to top (s = 4W+2H). A corner belongs to the side it starts.
+_GAP = HALF  # the decoder's ring walk runs this far (lattice units) outside the frame
+_INWARD = (1, 2, 3, 0)  # inward normal of sides 0..3, in quarter turns (direction K/4*x)
+_OUTWARD = ((-1, 0), (0, 1), (1, 0), (0, -1))  # outward normal of sides 0..3 (drow, dcol)
+
+
+def _perimeter(lay) -> int:
+    return 4 * (lay.H + lay.W)
+
+
+def _side(lay, s: int) -> int:
+    w, h = 2 * lay.W, 2 * lay.H
+    return 0 if s < w else 1 if s < w + h else 2 if s < 2 * w + h else 3
+
+
+def _frame_point(lay, s: int) -> tuple[int, int]:
+    """Half-pixel coordinates of frame point ``s``."""
+    w, h = 2 * lay.W, 2 * lay.H
+    side = _side(lay, s)
+    if side == 0:
+        return -1, s - 1
+    if side == 1:
+        return s - w - 1, w - 1
+    if side == 2:
+        return h - 1, 2 * w + h - 1 - s
+    return 2 * w + 2 * h - 1 - s, -1
+
+
+def _frame_s(lay, hr: int, hc: int) -> int:
+    """Number of the frame point at half-pixel coordinates (hr, hc) (which must lie on the
+    frame: hr in {-1, 2H-1} or hc in {-1, 2W-1})."""
+    w, h = 2 * lay.W, 2 * lay.H
+    if hr == -1 and hc < w - 1:
+        return hc + 1
+    if hc == w - 1 and hr < h - 1:
+        return w + hr + 1
+    if hr == h - 1 and hc > -1:
+        return 2 * w + h - 1 - hc
+    return 2 * w + 2 * h - 1 - hr
+
+
+def _outside(lay, v) -> bool:
+    """Vertex (lattice) strictly outside the frame: ends an arc."""
+    return not (-HALF <= v[0] <= (lay.H - 1) * FIX + HALF
+                and -HALF <= v[1] <= (lay.W - 1) * FIX + HALF)
+
+
+def _exit_s(lay, v) -> int:
+    """Frame point where the ring walk after an arc's exit vertex ``v`` (outside) starts:
+    its nearest half-pixel point, clamped to the frame rectangle (lands on the frame)."""
+    hr = min(max(_half(v[0]), -1), 2 * lay.H - 1)
+    hc = min(max(_half(v[1]), -1), 2 * lay.W - 1)
+    return _frame_s(lay, hr, hc)
+
+
+def _ring_point(lay, s: int) -> tuple[int, int]:
+    hr, hc = _frame_point(lay, s)
+    dr, dc = _OUTWARD[_side(lay, s)]
+    return hr * HALF + dr * _GAP, hc * HALF + dc * _GAP
+
+
+def _ring_walk(lay, s0: int, s1: int) -> list:
+    """Lattice vertices of the walk outside the frame, clockwise from frame point ``s0`` to
+    ``s1`` (nothing in between if they are equal)."""
+    w, h = 2 * lay.W, 2 * lay.H
+    P = _perimeter(lay)
+    lo, hi_r, hi_c = -HALF - _GAP, (h - 1) * HALF + _GAP, (w - 1) * HALF + _GAP
+    corners = ((0, (lo, lo)), (w, (lo, hi_c)), (w + h, (hi_r, hi_c)), (2 * w + h, (hi_r, lo)))
+    dist = (s1 - s0) % P
+    passed = sorted(((c - s0) % P, v) for c, v in corners if 0 < (c - s0) % P <= dist)
+    return [_ring_point(lay, s0)] + [v for _, v in passed] + [_ring_point(lay, s1)]
+
+
+def _walk_units(lay, v, s1: int) -> int:
+    """Budget units of the ring walk from exit vertex ``v`` to frame point ``s1``: one per
+    step length walked, like the events (its raster work is that of a chain as long)."""
+    return ((s1 - _exit_s(lay, v)) % _perimeter(lay)) * HALF // lay.f.step_u
+
+
+def _arcs_polygon(lay, arcs) -> np.ndarray:
+    """The polygon of a component coded as frame arcs ``[(s_entry, vertices)]`` (each arc
+    from its entry point on the frame to its first vertex outside): the arcs, joined by
+    walks outside the frame from each arc's exit to the next arc's entry (clockwise)."""
+    out = []
+    for i, (_, verts) in enumerate(arcs):
+        out += list(verts)
+        out += _ring_walk(lay, _exit_s(lay, verts[-1]), arcs[(i + 1) % len(arcs)][0])
+    return np.array(out, dtype=np.int64)
 
 
 def _line_points(r0: int, c0: int, r1: int, c1: int, gh: int, gw: int):
@@ -760,26 +877,33 @@ def _required_q(verts: np.ndarray, outline: bool, target: np.ndarray, max_q: int
 
 # ----------------------------------------------------------------------------- encoder geometry
 class _Track:
-    """Closed contour resampled every ~0.05 px along arc length (encoder side only)."""
+    """Contour resampled every ~0.05 px along arc length (encoder side only): closed
+    (positions wrap around) or open (positions are clamped to its ends)."""
 
-    def __init__(self, poly: np.ndarray, h: float = 0.05):
-        closed = np.vstack([poly, poly[:1]])
-        seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+    def __init__(self, poly: np.ndarray, h: float = 0.05, closed: bool = True):
+        pts = np.vstack([poly, poly[:1]]) if closed else np.asarray(poly, dtype=np.float64)
+        seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
         cum = np.concatenate([[0.0], np.cumsum(seg)])
         self.L = float(cum[-1])
         M = max(int(math.ceil(self.L / h)), 1)
         self.h = self.L / M if self.L > 0 else 1.0
-        s = np.arange(M) * self.h
-        self.pts = np.stack([np.interp(s, cum, closed[:, 0]), np.interp(s, cum, closed[:, 1])], 1)
+        s = np.arange(M + int(not closed)) * self.h
+        self.pts = np.stack([np.interp(s, cum, pts[:, 0]), np.interp(s, cum, pts[:, 1])], 1)
         self.M = M
+        self.closed = closed
+
+    def _idx(self, idx):
+        return idx % self.M if self.closed else np.clip(idx, 0, self.M)
 
     def at(self, t: float) -> np.ndarray:
-        return self.pts[int(round(t / self.h)) % self.M]
+        return self.pts[self._idx(int(round(t / self.h)))]
 
     def project(self, p: np.ndarray, t0: float, t1: float) -> tuple[float, float]:
         j0, j1 = int(math.ceil(t0 / self.h)), int(math.floor(t1 / self.h))
-        idx = np.arange(j0, max(j1, j0) + 1)
-        d = np.linalg.norm(self.pts[idx % self.M] - p, axis=1)
+        idx = np.arange(j0, max(j1, j0) + 1)  # (unwrapped: t keeps growing on a closed one)
+        if not self.closed:
+            idx = np.clip(idx, 0, self.M)
+        d = np.linalg.norm(self.pts[self._idx(idx)] - p, axis=1)
         k = int(np.argmin(d))
         return float(idx[k] * self.h), float(d[k])
 
@@ -788,11 +912,64 @@ def _quant_dir(vec: np.ndarray, K: int) -> int:
     return int(round(math.atan2(vec[0], vec[1]) / (2 * math.pi / K))) % K
 
 
+def _next_event(tr: _Track, lay: _Layout, p: CStarParams, v, d: int, t: float, keep_in: bool):
+    """Encoder: the next chain event from vertex ``v``, direction ``d``, track position ``t``
+    (angle matching, offset adaptation, resetting). ``keep_in``: only events whose vertex
+    stays inside the frame (an arc must not end early). Returns (event, new t) or None."""
+    f, K = lay.f, lay.f.K
+    s_len, c_len = f.step_u / FIX, f.cstep_u / FIX
+
+    def best(table: np.ndarray, rng: int, length: float):
+        offs = np.arange(-rng, rng + 1)
+        ends_l = np.array(v) + table[(d + offs) % K]
+        ok = np.ones(len(offs), dtype=bool)
+        if keep_in:
+            ok = ((ends_l >= -HALF).all(axis=1) & (ends_l[:, 0] <= (lay.H - 1) * FIX + HALF)
+                  & (ends_l[:, 1] <= (lay.W - 1) * FIX + HALF))
+            if not ok.any():
+                return None
+        if p.angle_matching:
+            dist = np.linalg.norm(ends_l / FIX - tr.at(t + length), axis=1)
+            dist[~ok] = np.inf
+            o = int(offs[np.argmin(dist)])
+        else:
+            chord = tr.at(t + length) - tr.at(t)
+            delta = (_quant_dir(chord, K) - d + K // 2) % K - K // 2
+            o0 = int(np.clip(delta, -rng, rng))
+            cand = offs[ok]
+            o = int(cand[np.argmin(np.abs(cand - o0))])
+        e = np.array([v[0] + table[(d + o) % K, 0], v[1] + table[(d + o) % K, 1]]) / FIX
+        if p.angle_matching:
+            tn, dev = tr.project(e, t + 0.25 * length, t + 2.0 * length)
+        else:
+            tn = t + length
+            dev = float(np.linalg.norm(e - tr.at(tn)))
+        return o, tn, dev
+
+    res = best(lay.ts, f.A, s_len)
+    ev, tn, dev = ((_SMOOTH, res[0], 0, 0), res[1], res[2]) if res else (None, t, math.inf)
+    if f.adapt and dev > p.adapt_threshold:
+        res = best(lay.tc, f.C, c_len)
+        if res is not None and res[2] < dev:
+            ev, tn, dev = (_CORNER, res[0], 0, 0), res[1], res[2]
+    if f.reset and dev > p.reset_bound:
+        tn = t + s_len
+        q = tr.at(tn)
+        qr, qc = round(q[0] * 2), round(q[1] * 2)
+        if keep_in:  # (v is inside, so is every point between it and the clamped target)
+            qr, qc = min(max(qr, -1), 2 * lay.H - 1), min(max(qc, -1), 2 * lay.W - 1)
+        dr = int(np.clip(qr - _half(v[0]), -lay.R, lay.R))
+        dc = int(np.clip(qc - _half(v[1]), -lay.R, lay.R))
+        dn = _quant_dir(tr.at(tn + s_len) - q, K)
+        ev = (_RESET, dr, dc, (dn - d) % K)
+    return None if ev is None else (ev, tn)
+
+
 def _chain(poly: np.ndarray, lay: _Layout, p: CStarParams, budget: int):
     """Encoder: approximate one closed contour. Returns (start_h, d0, events, vertices)."""
     f, K = lay.f, lay.f.K
     tr = _Track(poly)
-    s_len, c_len = f.step_u / FIX, f.cstep_u / FIX
+    s_len = f.step_u / FIX
     p0 = tr.at(0.0) if tr.L > s_len else poly.mean(axis=0)  # tiny: a single central vertex
     start_h = (
         int(np.clip(round(p0[0] * 2), -2, 2 * lay.H)),
@@ -802,43 +979,109 @@ def _chain(poly: np.ndarray, lay: _Layout, p: CStarParams, budget: int):
     d = d0 = _quant_dir(tr.at(s_len) - p0, K)
     events, verts = [], [v]
     t = 0.0
-
-    def best(table: np.ndarray, rng: int, length: float):
-        if p.angle_matching:
-            offs = np.arange(-rng, rng + 1)
-            ends = (np.array(v) + table[(d + offs) % K]) / FIX
-            o = int(offs[np.argmin(np.linalg.norm(ends - tr.at(t + length), axis=1))])
-        else:
-            chord = tr.at(t + length) - tr.at(t)
-            delta = (_quant_dir(chord, K) - d + K // 2) % K - K // 2
-            o = int(np.clip(delta, -rng, rng))
-        e = np.array([v[0] + table[(d + o) % K, 0], v[1] + table[(d + o) % K, 1]]) / FIX
-        if p.angle_matching:
-            tn, dev = tr.project(e, t + 0.25 * length, t + 2.0 * length)
-        else:
-            tn = t + length
-            dev = float(np.linalg.norm(e - tr.at(tn)))
-        return o, tn, dev
-
     while tr.L - t > s_len and len(events) < budget:
-        o, tn, dev = best(lay.ts, f.A, s_len)
-        ev = (_SMOOTH, o, 0, 0)
-        if f.adapt and dev > p.adapt_threshold:
-            o2, tn2, dev2 = best(lay.tc, f.C, c_len)
-            if dev2 < dev:
-                ev, tn, dev = (_CORNER, o2, 0, 0), tn2, dev2
-        if f.reset and dev > p.reset_bound:
-            tn = t + s_len
-            q = tr.at(tn)
-            dr = int(np.clip(round(q[0] * 2) - _half(v[0]), -lay.R, lay.R))
-            dc = int(np.clip(round(q[1] * 2) - _half(v[1]), -lay.R, lay.R))
-            dn = _quant_dir(tr.at(tn + s_len) - q, K)
-            ev = (_RESET, dr, dc, (dn - d) % K)
+        ev, t = _next_event(tr, lay, p, v, d, t, False)
         v, d, _ = _apply(lay, v, d, ev)
         events.append(ev)
         verts.append(v)
-        t = tn
     return start_h, d0, events, np.array(verts, dtype=np.int64)
+
+
+def _frame_arcs(poly: np.ndarray, H: int, W: int, min_run: float):
+    """Split a clockwise contour at its runs along the frame (points outside the pixel-centre
+    rectangle: marching squares puts them on the frame) at least ``min_run`` px long. Returns
+    the arcs between them (each a polyline from the last point of one run to the first point
+    of the next, in contour order), or None if there is no such run or no arc."""
+    n = len(poly)
+    F = (poly[:, 0] < 0) | (poly[:, 0] > H - 1) | (poly[:, 1] < 0) | (poly[:, 1] > W - 1)
+    if n < 3 or F.all() or not F.any():
+        return None
+    i0 = int(np.flatnonzero(F & ~np.roll(F, 1))[0])
+    poly, F = np.roll(poly, -i0, axis=0), np.roll(F, -i0)
+    seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
+    edges = np.flatnonzero(np.diff(F.astype(np.int8)))  # last index before each change
+    starts = np.concatenate([[0], edges[1::2] + 1])
+    ends = edges[0::2]
+    keep = [(int(a), int(b)) for a, b in zip(starts, ends) if seg[a:b].sum() >= min_run]
+    if not keep:
+        return None
+    arcs = []
+    for k, (_, b) in enumerate(keep):
+        a2 = keep[(k + 1) % len(keep)][0]
+        arcs.append(poly[np.arange(b, a2 + (n if a2 <= b else 0) + 1) % n])
+    return arcs
+
+
+def _snap(lay: _Layout, pt) -> tuple[int, int]:
+    """Half-pixel point of the frame nearest to a contour point on (or beyond) it."""
+    def one(x, n):
+        return -1 if x < 0 else 2 * n - 1 if x > n - 1 else min(max(round(2 * x), -1), 2 * n - 1)
+    return one(pt[0], lay.H), one(pt[1], lay.W)
+
+
+def _open_chain(tr: _Track, L_arc: float, s: int, lay: _Layout, p: CStarParams, budget: int):
+    """Encoder: one arc from frame point ``s`` along ``tr`` (the arc, ``L_arc`` px, then a
+    straight run out of the frame) up to its first vertex outside the frame. Returns
+    (entry direction offset, events, vertices) or None if it cannot be coded."""
+    f, K = lay.f, lay.f.K
+    s_len = f.step_u / FIX
+    hr, hc = _frame_point(lay, s)
+    v = (hr * HALF, hc * HALF)
+    inward = _INWARD[_side(lay, s)] * K // 4
+    d = _quant_dir(tr.at(min(s_len, L_arc)) - tr.at(0.0), K)
+    doff = int(np.clip((d - inward + K // 2) % K - K // 2, -(K // 4), K // 4))
+    d = (inward + doff) % K
+    events, verts = [], [v]
+    t = 0.0
+    cap = min(budget, int(tr.L / (0.25 * f.cstep_u / FIX)) + 32)
+    while len(events) < cap:
+        nxt = _next_event(tr, lay, p, v, d, t, t + s_len < L_arc)
+        if nxt is None:
+            return None
+        ev, t = nxt
+        v, d, _ = _apply(lay, v, d, ev)
+        events.append(ev)
+        verts.append(v)
+        if _outside(lay, v):
+            return doff, events, verts
+    return None
+
+
+def _open_candidate(arcs: list, lay: _Layout, p: CStarParams, budget: int):
+    """Encoder: a component as the frame arcs ``arcs`` (:func:`_frame_arcs`; the decoder's
+    ring walk replaces the runs along the frame between them). Returns (body, vertices,
+    units) or None."""
+    P = _perimeter(lay)
+    ext = 3 * lay.f.step_u / FIX + 4.0
+    body, dec, exits = [], [], []
+    for pts in arcs:
+        eh, xh = _snap(lay, pts[0]), _snap(lay, pts[-1])
+        s_in, s_out = _frame_s(lay, *eh), _frame_s(lay, *xh)
+        x_px = np.array(xh, dtype=np.float64) / 2
+        arc = np.vstack([np.array(eh, dtype=np.float64) / 2, pts[1:-1], x_px])
+        L_arc = _ct.contour_length(arc) - float(np.linalg.norm(arc[-1] - arc[0]))
+        # beyond the exit: straight on, turned outward (by >= ~27 degrees)
+        tail = _Track(arc[::-1], closed=False)
+        u = x_px - tail.at(min(lay.f.step_u / FIX, tail.L))
+        u = u / max(float(np.linalg.norm(u)), 1e-9) + 0.5 * np.array(_OUTWARD[_side(lay, s_out)])
+        track = np.vstack([arc, x_px + ext * u / float(np.linalg.norm(u))])
+        res = _open_chain(_Track(track, closed=False), L_arc, s_in, lay, p, budget)
+        if res is None:
+            return None
+        doff, events, verts = res
+        budget -= len(events)
+        body.append((s_in, doff, events))
+        dec.append((s_in, verts))
+        exits.append(s_out)
+    tol = 4 * lay.f.step_u // HALF + 8  # half pixels
+    for i, (_, verts) in enumerate(dec):  # each walk must go about where the contour goes
+        s_next = body[(i + 1) % len(body)][0]
+        if (s_next - _exit_s(lay, verts[-1])) % P > (s_next - exits[i]) % P + tol:
+            return None
+    units = len(body) + sum(len(b[2]) for b in body) + sum(
+        _walk_units(lay, verts[-1], body[(i + 1) % len(body)][0])
+        for i, (_, verts) in enumerate(dec))
+    return (1, body), _arcs_polygon(lay, dec), units
 
 
 # ----------------------------------------------------------------------------- mask bodies
@@ -852,28 +1095,118 @@ def _check_shape(shape) -> tuple[int, int]:
     return H, W
 
 
-def _pieces(lay: _Layout, p: CStarParams, comp: _ct.Component, budget: list) -> list:
-    """Chains ``(start_h, d0, events, outline, q)`` whose decoded union covers ``comp``: one
-    chain, or -- if no dilation <= ``lay.max_q`` makes it cover the component -- the pieces of
-    its two bounding-box halves' components, recursively (a single pixel's tiny chain always
-    fits). ``budget`` = [events left]."""
+class _CostWriter:
+    """Writer interface that only adds up ideal code lengths (bits), updating the adaptive
+    models it is handed like the real coder does (encoder decisions only)."""
+
+    def __init__(self) -> None:
+        self.bits = 0.0
+
+    def uniform(self, x: int, n: int) -> None:
+        self.bits += math.log2(n) if n > 1 else 0.0
+
+    def gamma(self, n: int) -> None:
+        self.bits += 2 * (int(n).bit_length() - 1) + 1
+
+    def adaptive(self, m: _Adaptive, x: int) -> None:
+        self.bits += math.log2(float(m.counts.sum()) / float(m.counts[x]))
+        m.update(int(x))
+
+
+def _write_piece(w, lay: _Layout, m: _Models, ctx: int, piece) -> int:
+    """Write one component ``(body, outline, q)``; body ``(0, start_h, d0, events)`` (closed
+    chain) or ``(1, [(s_entry, entry direction offset, events)])`` (frame arcs). Returns
+    the context after it."""
+    body, outline, q = piece
+    K = lay.f.K
+    w.adaptive(m.mode, body[0])
+    if body[0] == 0:
+        _, start_h, d0, events = body
+        w.uniform(start_h[0] + 2, 2 * lay.H + 3)
+        w.uniform(start_h[1] + 2, 2 * lay.W + 3)
+        w.uniform(d0, K)
+        w.gamma(len(events) + 1)
+        chains = [events]
+    else:
+        chains = []
+        for i, (s, doff, events) in enumerate(body[1]):
+            if i:
+                w.adaptive(m.more, 1)
+            w.uniform(s, _perimeter(lay))
+            w.adaptive(m.edir, doff + K // 4)
+            chains.append(events)
+        w.adaptive(m.more, 0)  # (all arc heads first, then the arcs' events)
+    for events in chains:
+        for ev in events:
+            _write_event(w, lay, m, ctx, ev)
+            ctx = _apply(lay, (0, 0), 0, ev)[2]
+    w.adaptive(m.outline, int(outline))
+    if lay.f.dilate:
+        w.gamma(q + 1)
+    return ctx
+
+
+class _Sim:
+    """Encoder-side copy of the adaptive models and context, advanced along the components
+    already chosen, to price the candidates of the next one."""
+
+    def __init__(self, m: _Models, ctx: int = 1):
+        self.m, self.ctx = copy.deepcopy(m), ctx
+
+    def cost(self, lay: _Layout, piece) -> float:
+        w = _CostWriter()
+        _write_piece(w, lay, copy.deepcopy(self.m), self.ctx, piece)
+        return w.bits
+
+    def commit(self, lay: _Layout, piece) -> None:
+        self.ctx = _write_piece(_CostWriter(), lay, self.m, self.ctx, piece)
+
+
+_OPEN_MIN_RUNS = (0.0, 12.0)  # frame-run lengths (px) tried as ring walks (encoder)
+_ERR_BITS = 1.0  # encoder: a wrong pixel weighs as much as this many bits
+
+
+def _pieces(lay: _Layout, p: CStarParams, comp: _ct.Component, budget: list, sim: _Sim) -> list:
+    """Components ``(body, outline, q)`` whose decoded union covers ``comp``: one, or -- if no
+    dilation <= ``lay.max_q`` makes it cover the component -- the pieces of its two
+    bounding-box halves' components, recursively (a single pixel's tiny chain always fits).
+    A component touching the frame is tried as a closed chain and as frame arcs; the one
+    with the fewest bits (priced on ``sim``) + ``_ERR_BITS`` x wrong pixels is kept.
+    ``budget`` = [events left]."""
     shape = (lay.H, lay.W)
     poly = _ct.outer_contour(comp, p.contour_level)
     start_h, d0, events, verts = _chain(poly, lay, p, budget[0])
+    cands = [((0, start_h, d0, events), verts, 1 + len(events), len(events))]
+    area2 = float(np.dot(poly[:, 0], np.roll(poly[:, 1], -1))
+                  - np.dot(poly[:, 1], np.roll(poly[:, 0], -1)))
+    poly_cw = poly if area2 < 0 else poly[::-1]  # clockwise on screen, like the frame's s
+    seen = set()
+    for min_run in _OPEN_MIN_RUNS:  # (longer min_run: a subset of the runs)
+        arcs = _frame_arcs(poly_cw, lay.H, lay.W, min_run)
+        if arcs is None or len(arcs) in seen:
+            continue
+        seen.add(len(arcs))
+        res = _open_candidate(arcs, lay, p, budget[0])
+        if res is not None:
+            cands.append((res[0], res[1], 1 + res[2], sum(len(a[2]) for a in res[0][1])))
     target = np.zeros(shape, dtype=bool)
     r0, c0 = comp.offset
     ph, pw = comp.pixels.shape
     target[r0:r0 + ph, c0:c0 + pw] = comp.pixels
-    best = None
-    for outline in (False, True):
-        q = _required_q(verts, outline, target, lay.max_q) if lay.f.dilate else 0
-        if q > lay.max_q:
-            continue
-        dec = _component_mask(verts, outline, q, shape)
-        err = int((dec != target).sum())
-        if best is None or err < best[0]:
-            best = (err, outline, q)
-    if best is None and ph * pw > 1:
+    valid = []
+    for body, verts, units, n_ev in cands:
+        best = None
+        for outline in (False, True):
+            q = _required_q(verts, outline, target, lay.max_q) if lay.f.dilate else 0
+            if q > lay.max_q:
+                continue
+            dec = _component_mask(verts, outline, q, shape)
+            err = int((dec != target).sum())
+            if best is None or err < best[0]:
+                best = (err, outline, q)
+        if best is not None:
+            valid.append((best[0], (body, best[1], best[2]), units, n_ev))
+    if not valid and ph * pw > 1:
         out = []
         k = (ph if ph >= pw else pw) // 2
         for sl, off in (
@@ -885,60 +1218,84 @@ def _pieces(lay: _Layout, p: CStarParams, comp: _ct.Component, budget: list) -> 
         ):
             for sub in _ct.components(comp.pixels[sl]):
                 o = (r0 + off[0] + sub.offset[0], c0 + off[1] + sub.offset[1])
-                out += _pieces(lay, p, _ct.Component(o, sub.pixels, sub.filled), budget)
+                out += _pieces(lay, p, _ct.Component(o, sub.pixels, sub.filled), budget, sim)
         return out
-    if best is None:  # pragma: no cover - a single pixel's chain covers it with q ~ 0
-        best = (0, False, lay.max_q)  # (never seen; would give up full coverage)
-    budget[0] -= len(events)
-    return [(start_h, d0, events, best[1], best[2])]
+    if not valid:  # pragma: no cover - a single pixel's chain covers it with q ~ 0
+        valid = [(0, ((0, start_h, d0, events), False, lay.max_q), 1 + len(events),
+                  len(events))]  # (never seen; would give up full coverage)
+    _, piece, units, n_ev = min(
+        valid, key=lambda v: sim.cost(lay, v[1]) + _ERR_BITS * v[0] if len(valid) > 1 else 0)
+    sim.commit(lay, piece)
+    budget[0] -= n_ev
+    return [(piece, units)]
 
 
 def _encode_body(w: _Writer, lay: _Layout, m: _Models, mask: np.ndarray, p: CStarParams) -> int:
-    """Code one mask; returns its number of budget units (components + chain events)."""
+    """Code one mask; returns its number of budget units (components + arcs + events)."""
     budget = [lay.max_events]
-    pieces = [pc for comp in _ct.components(mask) for pc in _pieces(lay, p, comp, budget)]
+    sim = _Sim(m)
+    pieces = [pc for comp in _ct.components(mask) for pc in _pieces(lay, p, comp, budget, sim)]
     w.gamma(len(pieces) + 1)
     ctx = 1
-    units = 0
-    for start_h, d0, events, outline, q in pieces:
-        w.uniform(start_h[0] + 2, 2 * lay.H + 3)
-        w.uniform(start_h[1] + 2, 2 * lay.W + 3)
-        w.uniform(d0, lay.f.K)
-        w.gamma(len(events) + 1)
-        for ev in events:
-            _write_event(w, lay, m, ctx, ev)
-            ctx = _apply(lay, (0, 0), 0, ev)[2]
-        w.adaptive(m.outline, int(outline))
-        if lay.f.dilate:
-            w.gamma(q + 1)
-        units += 1 + len(events)
-    return units
+    for piece, _ in pieces:
+        ctx = _write_piece(w, lay, m, ctx, piece)
+    return sum(u for _, u in pieces)
 
 
 def _decode_body(r: _Reader, lay: _Layout, m: _Models, sink) -> None:
     """Decode one mask, handing each component ``(verts, outline, q)`` to ``sink`` as soon as
-    it is decoded."""
-    shape = (lay.H, lay.W)
+    it is decoded. A closed chain has a coded length; an arc ends at its first vertex
+    outside the frame (each event is charged to the data-length budget as it is read)."""
     n_comp = r.gamma(lay.max_components + 1, "component count") - 1
     budget = lay.max_events
+    K, P = lay.f.K, _perimeter(lay)
     ctx = 1
     for _ in range(n_comp):
         r.spend(1, "component count")
-        rh = r.uniform(2 * lay.H + 3) - 2
-        ch = r.uniform(2 * lay.W + 3) - 2
-        d = r.uniform(lay.f.K)
-        n = r.gamma(budget + 1, "chain length") - 1
-        r.spend(n, "chain length")
-        budget -= n
-        v = (rh * HALF, ch * HALF)
-        verts = [v]  # grows as decoded
-        for _ in range(n):
-            ev = _read_event(r, lay, m, ctx)
-            v, d, ctx = _apply(lay, v, d, ev)
-            verts.append(v)
+        if r.adaptive(m.mode) == 0:
+            rh = r.uniform(2 * lay.H + 3) - 2
+            ch = r.uniform(2 * lay.W + 3) - 2
+            d = r.uniform(K)
+            n = r.gamma(budget + 1, "chain length") - 1
+            r.spend(n, "chain length")
+            budget -= n
+            v = (rh * HALF, ch * HALF)
+            verts = [v]  # grows as decoded
+            for _ in range(n):
+                ev = _read_event(r, lay, m, ctx)
+                v, d, ctx = _apply(lay, v, d, ev)
+                verts.append(v)
+            verts = np.array(verts, dtype=np.int64)
+        else:
+            heads = []
+            while True:
+                r.spend(1, "arc count")
+                s = r.uniform(P)
+                d = (_INWARD[_side(lay, s)] * K // 4 + r.adaptive(m.edir) - K // 4) % K
+                heads.append((s, d))
+                if not r.adaptive(m.more):
+                    break
+            arcs = []
+            for i, (s, d) in enumerate(heads):
+                hr, hc = _frame_point(lay, s)
+                v = (hr * HALF, hc * HALF)
+                verts = [v]
+                while True:
+                    if budget <= 0:
+                        raise CStarError("corrupt C* stream: chain length exceeds limit")
+                    budget -= 1
+                    r.spend(1, "chain length")
+                    ev = _read_event(r, lay, m, ctx)
+                    v, d, ctx = _apply(lay, v, d, ev)
+                    verts.append(v)
+                    if _outside(lay, v):
+                        break
+                r.spend(_walk_units(lay, v, heads[(i + 1) % len(heads)][0]), "frame walk")
+                arcs.append((s, verts))
+            verts = _arcs_polygon(lay, arcs)
         outline = bool(r.adaptive(m.outline))
         q = r.gamma(lay.max_q + 1, "dilation") - 1 if lay.f.dilate else 0
-        sink(np.array(verts, dtype=np.int64), outline, q)
+        sink(verts, outline, q)
 
 
 class _MaskSink:
