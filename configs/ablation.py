@@ -6,8 +6,12 @@
 Regions come from ``regions.masks`` (a label image of the same size as the image before
 cropping) or ``regions.auto`` ("auto:K"). ``include_single`` adds the single-region
 codec at the same steps as a reference row.
+
+One job per (scheme, lambda); on a SLURM cluster add ``--config.launcher=slurm
+--config.slurm.partition=PARTITION`` (fields in ``moric_jax/sweeps/launch.py``).
 """
 from moric_jax import presets
+from moric_jax.sweeps import launch
 
 
 def get_config():
@@ -20,4 +24,5 @@ def get_config():
   config.schemes = ("none", "film", "concat_input", "progressive_concat")
   config.include_single = True
   config.regions.auto = "auto:3"
+  launch.add_launch_fields(config)
   return config

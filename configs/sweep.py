@@ -3,8 +3,13 @@
   python -m experiments.sweep --config=configs/sweep.py \
       --config.images='../shared/data/kodak/kodim0[1-4].png' \
       --config.lmbdas=0.0005,0.002,0.008 --config.output_dir=runs/sweep
+
+Launcher fields (``moric_jax/sweeps/launch.py``): ``--config.launcher=inline|local|slurm``,
+``--config.slurm.partition=...``, ``--config.slurm.gpus_per_task=1``,
+``--config.slurm.timeout_min=240``, ``--config.slurm.array_parallelism=64``, ...
 """
 from moric_jax import presets
+from moric_jax.sweeps import launch
 
 
 def get_config():
@@ -15,4 +20,5 @@ def get_config():
   config.baselines = ("jpeg", "webp", "avif", "jpegxl")
   config.batch_lmbdas = True    # Train an image's lambdas together (vmap, sharded).
   config.output_dir = "runs/sweep"
+  launch.add_launch_fields(config)
   return config

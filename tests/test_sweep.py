@@ -13,18 +13,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(args, timeout=900):
+  import os
+  import jax
+  env = dict(os.environ, PYTHONPATH=str(ROOT),
+             JAX_COMPILATION_CACHE_DIR=str(jax.config.jax_compilation_cache_dir),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   return subprocess.run([sys.executable, "-m", "experiments.sweep", *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=timeout)
+                        capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_tiny_sweep_writes_results_plot_and_bd_and_resumes(tmp_path):
+  """The inline launcher (one process, the same job code as local/SLURM jobs)."""
   for i in range(2):
-    img = (smooth_image(64, 64, seed=i, noise=0.0) * 255).astype(np.uint8)
+    img = (smooth_image(32, 32, seed=i, noise=0.0) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / f"img{i}.png")
   out = tmp_path / "sweep"
   args = ["--config=configs/sweep.py", f"--config.images={tmp_path}/img*.png",
           "--config.lmbdas=0.0005,0.02", f"--config.output_dir={out}",
-          "--config.num_steps=60", "--config.train.chunk_size=20",
+          "--config.num_steps=40", "--config.train.chunk_size=20",
           "--config.quant.num_deltas=7", "--config.baselines=('jpeg','webp')"]
   proc = _run(args)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -47,6 +53,9 @@ def test_tiny_sweep_writes_results_plot_and_bd_and_resumes(tmp_path):
   assert any(v["bd_rate_percent"] is not None and np.isfinite(v["bd_rate_percent"])
              for v in bd.values()), bd
   assert (out / "rd.png").stat().st_size > 1000
+  assert "mean of 2" in (out / "results.md").read_text()
+  assert json.loads((out / "sweep.json").read_text())["images"] == [
+      f"{tmp_path}/img0.png", f"{tmp_path}/img1.png"]
   # A rerun finds every row done and trains nothing.
   again = _run(args)
   assert again.returncode == 0, again.stderr[-3000:]
@@ -60,3 +69,20 @@ def test_sweep_bad_glob_is_one_line(tmp_path):
                f"--config.output_dir={tmp_path}/o"], timeout=120)
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr and "no image matches" in proc.stderr
+
+
+def test_sweep_unknown_launcher_is_one_line(tmp_path):
+  proc = _run(["--config=configs/sweep.py", "--config.launcher=cloud",
+               f"--config.output_dir={tmp_path}/o"], timeout=120)
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr and "inline, local, slurm" in proc.stderr
+
+
+def test_slurm_launcher_without_slurm_is_one_line(tmp_path):
+  img = (smooth_image(16, 16) * 255).astype(np.uint8)
+  Image.fromarray(img).save(tmp_path / "a.png")
+  proc = _run(["--config=configs/sweep.py", "--config.launcher=slurm",
+               f"--config.images={tmp_path}/a.png", f"--config.output_dir={tmp_path}/o"],
+              timeout=120)
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr and "slurm" in proc.stderr.lower()

@@ -1,0 +1,407 @@
+"""Runs a sweep's jobs in process, as local processes or as a SLURM job array.
+
+One code path for every launcher: a sweep is a list of ``Job`` s; each job is run by
+``JobRunner`` (in this process for ``launcher="inline"``, in a ``submitit`` job for
+``"local"`` and ``"slurm"``), which calls the job's work function with a
+``JobContext``. The work function writes one result file per finished row,
+``<out>/jobs/<row key>.json`` (temp file + ``os.replace``: never half-written), and
+trains with ``ctx.checkpoint_dir(key)`` as its orbax checkpoint directory, so a job
+that is preempted, times out or is killed resumes from its last checkpoint when it is
+requeued (``JobRunner.checkpoint``: submitit's ``Checkpointable`` protocol) or rerun.
+Only ``merge_rows`` writes ``results.csv`` (under a lock, atomically): jobs never
+append to a shared file.
+
+Config fields (``add_launch_fields``; none of them changes a result, so they are left
+out of config hashes and checkpoint run ids):
+
+- ``launcher``: ``"inline"`` (one process, progress bars), ``"local"`` (``submitit``
+  ``LocalExecutor``: one process per job, at most ``local_parallelism`` at a time),
+  ``"slurm"`` (``submitit`` ``SlurmExecutor``: one job array).
+- ``wait``: wait for the jobs and merge their rows (``False``: submit and return;
+  collect later with ``python -m experiments.collect --dir=OUT``).
+- ``slurm.*``: ``partition``, ``gpus_per_task``, ``cpus_per_task``, ``mem_gb``
+  (0 = the partition's default), ``timeout_min`` (per attempt), ``array_parallelism``,
+  ``account``, ``qos``, ``constraint``, ``setup`` (shell lines run before the job,
+  e.g. ``("module load cuda",)``), ``max_num_timeout`` (requeues after timeouts),
+  ``signal_delay_s`` (USR2 this long before the time limit: checkpoint and requeue).
+  ``timeout_min`` and ``gpus_per_task`` also apply to ``local`` jobs.
+
+Testing hook: ``MORIC_SWEEP_FAULT="preempt:PATTERN"`` (or ``"kill:PATTERN"``) makes
+the jobs whose name matches ``PATTERN`` (fnmatch) send themselves SIGUSR2 (submitit's
+preemption/timeout signal: checkpoint and requeue) or SIGKILL right after their first
+orbax checkpoint is on disk, once per job.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import fnmatch
+import importlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import ml_collections
+
+from moric_jax import image_io
+
+logger = logging.getLogger("moric_jax")
+
+LAUNCHERS = ("inline", "local", "slurm")
+# Config fields that only say how jobs run (never what they compute).
+LAUNCH_FIELDS = ("launcher", "wait", "local_parallelism", "slurm")
+FAULT_ENV = "MORIC_SWEEP_FAULT"
+_STEP_DIR = re.compile(r"^step_\d+$")
+
+
+def add_launch_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Adds the launcher fields (module docstring) to a sweep config, in place."""
+  config.launcher = "inline"
+  config.wait = True
+  config.local_parallelism = 1
+  config.slurm = ml_collections.ConfigDict(dict(
+      partition="", gpus_per_task=1, cpus_per_task=8, mem_gb=0, timeout_min=240,
+      array_parallelism=64, account="", qos="", constraint="", setup=(),
+      max_num_timeout=20, signal_delay_s=120, job_name="moric"))
+  return config
+
+
+def without_launch_fields(config_dict: dict, extra: Iterable[str] = ()) -> dict:
+  drop = set(LAUNCH_FIELDS) | set(extra)
+  return {k: v for k, v in config_dict.items() if k not in drop}
+
+
+@dataclasses.dataclass
+class Job:
+  """One unit of work: ``fn`` (``"module:function"``) called as ``fn(args, ctx)``.
+
+  ``name`` is unique in the sweep and safe in file names; ``args`` is plain data
+  (pickled to the job); ``steps`` is the training steps it runs (progress).
+  """
+  name: str
+  fn: str
+  args: dict
+  steps: int = 0
+
+
+def safe_name(s: str) -> str:
+  return re.sub(r"[^A-Za-z0-9._=+-]+", "_", s)
+
+
+def row_path(out_dir: Path, key: str) -> Path:
+  return Path(out_dir) / "jobs" / f"{safe_name(key)}.json"
+
+
+def write_row_file(out_dir: Path, key: str, row: dict) -> Path:
+  """Writes one finished row atomically (temp file + ``os.replace``)."""
+  path = row_path(out_dir, key)
+  image_io.atomic_write_bytes(path, json.dumps({"key": key, "row": row}, indent=1,
+                                               default=str).encode())
+  return path
+
+
+def finished_steps(directory: Path) -> list[int]:
+  """Steps of the complete orbax checkpoints in ``directory`` (temp dirs excluded)."""
+  if not Path(directory).is_dir():
+    return []
+  return sorted(int(p.name.split("_")[1]) for p in Path(directory).iterdir()
+                if _STEP_DIR.match(p.name) and p.is_dir())
+
+
+class JobContext:
+  """What a work function gets: where to write rows and checkpoints, progress."""
+
+  def __init__(self, out_dir: Path, job: Job, interactive: bool):
+    self.out_dir = Path(out_dir)
+    self.job = job
+    self.interactive = interactive
+    self.keys: list[str] = []
+    self._fault = _parse_fault(job.name)
+    self._bar = None
+    self._last_log = 0.0
+
+  def checkpoint_dir(self, key: str) -> str:
+    """The orbax checkpoint directory of one row (stable across reruns)."""
+    return str((self.out_dir / "ckpt" / safe_name(key)).absolute())
+
+  def emit(self, key: str, row: dict) -> None:
+    """Records one finished row (``jobs/<key>.json``)."""
+    write_row_file(self.out_dir, key, row)
+    self.keys.append(key)
+
+  def progress(self, done: int, total: int, desc: str = "", ckpt_dir: str | None = None,
+               **postfix) -> None:
+    """Called after each training chunk: progress bar (inline) or a log line every
+    ~30 s (jobs), and the test-only fault hook."""
+    if self.interactive:
+      if self._bar is None or self._bar.total != total or done < self._bar.n:
+        self.close_bar()
+        from tqdm import tqdm
+        self._bar = tqdm(total=total, desc=desc or self.job.name, unit="step",
+                         dynamic_ncols=True)
+      if postfix:
+        self._bar.set_postfix(refresh=False, **postfix)
+      self._bar.update(done - self._bar.n)
+    elif time.monotonic() - self._last_log > 30 or done >= total:
+      self._last_log = time.monotonic()
+      extra = " ".join(f"{k}={v}" for k, v in postfix.items())
+      print(f"[{desc or self.job.name}] step {done}/{total} {extra}", flush=True)
+    if self._fault and ckpt_dir is not None:
+      self._maybe_fault(Path(ckpt_dir))
+
+  def close_bar(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+  def _maybe_fault(self, ckpt_dir: Path) -> None:
+    marker = ckpt_dir / ".fault_fired"
+    if marker.exists() or not finished_steps(ckpt_dir):
+      return
+    marker.write_text(self._fault)
+    print(f"fault injection ({FAULT_ENV}): {self._fault} after checkpoint step "
+          f"{finished_steps(ckpt_dir)[-1]}", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL if self._fault == "kill" else signal.SIGUSR2)
+    time.sleep(5)   # the signal handler runs here (USR2: checkpoint + requeue)
+
+
+def _parse_fault(job_name: str) -> str:
+  spec = os.environ.get(FAULT_ENV, "")
+  if ":" not in spec:
+    return ""
+  kind, pattern = spec.split(":", 1)
+  return kind if fnmatch.fnmatchcase(job_name, pattern) and kind in ("preempt", "kill") else ""
+
+
+class JobRunner:
+  """Runs one ``Job``; requeued with the same job on preemption/timeout.
+
+  ``checkpoint`` makes it a submitit ``Checkpointable``: on SIGUSR2 submitit calls it
+  and requeues ``self(job)``; the work function then resumes from the orbax
+  checkpoints under ``ckpt/`` (rows already written are kept and skipped).
+  """
+
+  def __init__(self, out_dir: str | Path, interactive: bool = False):
+    self.out_dir = str(Path(out_dir).absolute())
+    self.interactive = interactive
+
+  def __call__(self, job: Job) -> list[str]:
+    out = Path(self.out_dir)
+    status = out / "jobs" / f"{safe_name(job.name)}.running.json"
+    attempt = 0
+    if status.exists():
+      with contextlib.suppress(ValueError, OSError):
+        attempt = int(json.loads(status.read_text()).get("attempt", -1)) + 1
+    image_io.atomic_write_bytes(status, json.dumps({
+        "job": job.name, "pid": os.getpid(), "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID", ""), "attempt": attempt,
+        "started": time.time()}).encode())
+    if not self.interactive:
+      if not logger.handlers:   # our INFO lines (resume, ...) in the job log
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+      print(f"job {job.name} attempt {attempt} on {socket.gethostname()} "
+            f"pid {os.getpid()}", flush=True)
+    module, _, fn_name = job.fn.partition(":")
+    fn = getattr(importlib.import_module(module), fn_name)
+    ctx = JobContext(out, job, self.interactive)
+    try:
+      fn(job.args, ctx)
+    finally:
+      ctx.close_bar()
+    status.unlink(missing_ok=True)
+    return ctx.keys
+
+  def checkpoint(self, *args, **kwargs):
+    import submitit
+    return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+@dataclasses.dataclass
+class LaunchReport:
+  launcher: str
+  submitted: int
+  failed: list[tuple[str, str, str]]   # (job name, one-line reason, log path)
+  job_ids: list[str]
+  waited: bool
+
+
+def default_compile_cache() -> None:
+  """Points JAX's persistent compilation cache at ``~/.cache/moric_jax/xla`` unless
+  the environment names one (called by the launch commands before any job starts:
+  local and SLURM jobs inherit the environment, so the jobs of a sweep, which compile
+  the same programs, share it)."""
+  if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(
+        os.path.expanduser("~"), ".cache", "moric_jax", "xla")
+    # Also the many small programs (each < 0.1 s to compile, hundreds per encode).
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
+def make_executor(config, folder: Path):
+  """The submitit executor for ``config.launcher`` (``local`` or ``slurm``)."""
+  import submitit
+  s = config.slurm
+  launcher = config.launcher
+  if launcher == "slurm":
+    ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=int(s.max_num_timeout))
+    params = dict(time=int(s.timeout_min), nodes=1, ntasks_per_node=1,
+                  cpus_per_task=int(s.cpus_per_task), job_name=str(s.job_name),
+                  array_parallelism=int(s.array_parallelism),
+                  signal_delay_s=int(s.signal_delay_s))
+    if int(s.gpus_per_task):
+      params["gpus_per_node"] = int(s.gpus_per_task)
+    if int(s.mem_gb):
+      params["mem"] = f"{int(s.mem_gb)}GB"
+    for k in ("partition", "account", "qos", "constraint"):
+      if s.get(k):
+        params[k] = str(s[k])
+    if s.setup:
+      params["setup"] = [str(x) for x in s.setup]
+    ex.update_parameters(**params)
+    return ex
+  if launcher == "local":
+    ex = submitit.LocalExecutor(folder=folder, max_num_timeout=int(s.max_num_timeout))
+    ex.update_parameters(timeout_min=float(s.timeout_min),
+                         gpus_per_node=int(s.gpus_per_task),
+                         signal_delay_s=min(int(s.signal_delay_s),
+                                            int(60 * float(s.timeout_min) // 2)))
+    return ex
+  raise ValueError(f"launcher {launcher!r} is not one of {LAUNCHERS}")
+
+
+def _one_line(e: BaseException) -> str:
+  lines = [l for l in str(e).strip().splitlines() if l.strip()]
+  return f"{type(e).__name__}: {lines[-1] if lines else ''}"
+
+
+def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
+             echo: Callable[[str], None] = print) -> LaunchReport:
+  """Runs ``jobs`` with ``config.launcher``; returns what ran and what failed.
+
+  Failures do not stop the other jobs; their rows are simply missing (a rerun of the
+  sweep retries them, resuming from their checkpoints).
+  """
+  launcher = str(config.get("launcher", "inline"))
+  if launcher not in LAUNCHERS:
+    raise ValueError(f"config.launcher={launcher!r} is not one of {', '.join(LAUNCHERS)}")
+  out = Path(out_dir).absolute()
+  (out / "jobs").mkdir(parents=True, exist_ok=True)
+  failed: list[tuple[str, str, str]] = []
+  if launcher == "inline":
+    runner = JobRunner(out, interactive=True)
+    for job in jobs:
+      try:
+        runner(job)
+      except Exception as e:  # one job's failure does not stop the sweep
+        logger.debug("job %s failed:\n%s", job.name, traceback.format_exc())
+        failed.append((job.name, _one_line(e), ""))
+        echo(f"job {job.name} failed: {_one_line(e)}")
+    return LaunchReport(launcher, len(jobs), failed, [], True)
+
+  folder = out / "submitit"
+  executor = make_executor(config, folder)
+  runner = JobRunner(out, interactive=False)
+  submitted = []
+  wait = bool(config.get("wait", True))
+  if launcher == "slurm":
+    with executor.batch():
+      submitted = [executor.submit(runner, job) for job in jobs]
+    pairs = list(zip(jobs, submitted))
+    echo(f"submitted {len(jobs)} jobs to SLURM (array {submitted[0].job_id.split('_')[0]}"
+         f"; logs in {folder})" if submitted else "nothing to submit")
+  else:
+    limit = max(1, int(config.get("local_parallelism", 1)))
+    pairs = []
+    for job in jobs:
+      while sum(not j.done() for _, j in pairs) >= limit:
+        time.sleep(0.2)
+      pairs.append((job, executor.submit(runner, job)))
+    echo(f"started {len(jobs)} local jobs (logs in {folder})")
+  ids = [j.job_id for _, j in pairs]
+  if not wait:
+    return LaunchReport(launcher, len(jobs), [], ids, False)
+  for done_count, (job, sj) in enumerate(pairs, 1):
+    try:
+      sj.result()
+      echo(f"job {job.name} done ({done_count}/{len(pairs)})")
+    except Exception as e:  # submitit re-raises the job's error (or its death)
+      failed.append((job.name, _one_line(e), str(sj.paths.stderr)))
+      echo(f"job {job.name} failed: {_one_line(e)} (log: {sj.paths.stderr})")
+  return LaunchReport(launcher, len(jobs), failed, ids, True)
+
+
+# --- the one writer of results.csv ------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_csv(path: Path) -> list[dict]:
+  import csv
+  if not Path(path).exists():
+    return []
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def write_csv(path: Path, rows: Sequence[dict], fields: Sequence[str]) -> None:
+  """Writes ``rows`` to ``path`` atomically (temp file + ``os.replace``)."""
+  import csv
+  import io
+  buf = io.StringIO()
+  w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore",
+                     lineterminator="\n")
+  w.writeheader()
+  for r in rows:
+    w.writerow({k: r.get(k, "") for k in fields})
+  image_io.atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def merge_rows(out_dir: str | Path, csv_path: str | Path, fields: Sequence[str],
+               key_of: Callable[[dict], str]) -> tuple[list[dict], int]:
+  """Merges ``jobs/*.json`` into ``csv_path``; returns ``(all rows, rows added)``.
+
+  Rows already in the CSV (same ``key_of(row)``) are kept as they are; the CSV is
+  rewritten atomically under a lock, so concurrent collects never interleave.
+  """
+  out = Path(out_dir)
+  csv_path = Path(csv_path)
+  with _locked(out / ".merge.lock"):
+    rows = read_csv(csv_path)
+    have = {key_of(r) for r in rows}
+    new = []
+    for p in sorted((out / "jobs").glob("*.json")):
+      if p.name.endswith(".running.json"):
+        continue
+      try:
+        rec = json.loads(p.read_text())
+      except (OSError, ValueError):
+        continue
+      row = {k: ("" if v is None else str(v)) for k, v in rec["row"].items()}
+      if key_of(row) not in have:
+        have.add(key_of(row))
+        new.append(row)
+    if new or not csv_path.exists():
+      write_csv(csv_path, rows + new, fields)
+    return rows + new, len(new)

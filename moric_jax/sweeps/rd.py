@@ -1,0 +1,305 @@
+"""The RD sweep: every (image, lambda) of a config encoded to a real file, as jobs.
+
+``make_jobs`` turns a sweep config into ``launch.Job`` s: one per image with its
+lambdas trained together (``batch_lmbdas=True``: one program, no resume mid-training)
+or one per (image, lambda) (``batch_lmbdas=False``: each resumes from its own orbax
+checkpoint under ``<out>/ckpt/<row key>/``). ``run_job`` is the work function the
+jobs run; ``collect`` merges the job files into ``results.csv`` and writes
+``baselines.csv``, ``results.md``, ``rd.png`` and ``bd.json``.
+
+Output directory layout::
+
+  sweep.json            what was launched (config, images, lambdas, config hash)
+  jobs/<key>.json       one finished row per file (written by the job)
+  files/*.moric         the real files
+  ckpt/<key>/           orbax checkpoints of unfinished encodes
+  submitit/             job pickles and logs (local/slurm launchers)
+  results.csv           all rows (written only by ``collect``/``launch.merge_rows``)
+  baselines.csv, results.md, rd.png, bd.json
+
+This module imports JAX only inside ``run_job`` / ``collect`` so that submitting a
+sweep does not initialise an accelerator on the submitting machine.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+import ml_collections
+import numpy as np
+
+from moric_jax import image_io
+from moric_jax.sweeps import launch
+
+FIELDS = ["image", "lmbda", "bpp", "psnr", "ms_ssim", "bytes", "bpp_estimated",
+          "encode_seconds", "decode_seconds", "steps", "config_hash", "seed", "git_commit"]
+BASELINE_FIELDS = ["image", "codec", "quality", "num_bytes", "bpp", "psnr", "ms_ssim"]
+# Fields that do not change what one encode computes (left out of the config hash).
+SWEEP_ONLY = ("images", "lmbdas", "lmbda", "output_dir", "baselines", "batch_lmbdas",
+              "image_path", "checkpoint") + launch.LAUNCH_FIELDS
+WORK_FN = "moric_jax.sweeps.rd:run_job"
+
+
+def expand_images(spec: str) -> list[str]:
+  """A glob or comma-separated list of paths -> sorted unique existing paths."""
+  paths = []
+  for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
+    matches = sorted(glob.glob(part))
+    if not matches:
+      raise FileNotFoundError(f"no image matches {part!r}")
+    paths.extend(matches)
+  return list(dict.fromkeys(paths))
+
+
+def config_hash(config) -> str:
+  d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  cfg = {k: v for k, v in d.items() if k not in SWEEP_ONLY}
+  return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def git_commit() -> str:
+  try:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return ""
+
+
+def load_crop(path: str, crop: int, max_pixels: int) -> np.ndarray:
+  """``(H, W, 3) float32`` image, centre-cropped to ``crop`` x ``crop`` (0 = whole)."""
+  image = image_io.load_image(path, max_pixels=max_pixels)
+  if crop:
+    h, w = image.shape[:2]
+    c = min(crop, h, w)
+    top, left = (h - c) // 2, (w - c) // 2
+    image = image[top:top + c, left:left + c]
+  return image
+
+
+def row_key(image: str, lmbda, chash: str) -> str:
+  return f"{image}__{chash}__lmbda{float(lmbda):.6g}"
+
+
+def key_of(row: dict) -> str:
+  return row_key(row["image"], row["lmbda"], row["config_hash"])
+
+
+def lmbdas_of(config) -> list[float]:
+  return [float(x) for x in config.lmbdas]
+
+
+def codec_config(config) -> dict:
+  """The config a job trains with: the sweep config without launcher/sweep fields."""
+  drop = ("images", "lmbdas", "baselines", "batch_lmbdas", "output_dir")
+  return launch.without_launch_fields(config.to_dict(), drop)
+
+
+def write_plan(config, out: Path, images: list[str]) -> dict:
+  """Records what this sweep launches (``sweep.json``; read by ``collect``)."""
+  plan = {"config": config.to_dict(), "images": images, "lmbdas": lmbdas_of(config),
+          "config_hash": config_hash(config), "git_commit": git_commit(),
+          "launched": time.strftime("%Y-%m-%d %H:%M:%S")}
+  image_io.atomic_write_bytes(out / "sweep.json",
+                              json.dumps(plan, indent=1, default=str).encode())
+  return plan
+
+
+def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
+              ) -> list[launch.Job]:
+  """Jobs for the rows not in ``done`` (keys): per image (batched) or per row."""
+  cfg = codec_config(config)
+  jobs = []
+  for path in images:
+    name = Path(path).stem
+    todo = [l for l in lmbdas_of(config) if row_key(name, l, chash) not in done]
+    if not todo:
+      continue
+    args = {"path": str(Path(path).absolute()), "name": name, "config": cfg,
+            "chash": chash, "commit": commit}
+    if config.batch_lmbdas and len(todo) > 1:
+      jobs.append(launch.Job(f"{name}__{chash}", WORK_FN, dict(args, lmbdas=todo),
+                             int(config.num_steps)))
+    else:
+      jobs.extend(launch.Job(row_key(name, l, chash), WORK_FN, dict(args, lmbdas=[l]),
+                             int(config.num_steps)) for l in todo)
+  return jobs
+
+
+def _row(name, image, info, config, chash, commit, encode_seconds) -> dict:
+  from moric_jax.eval import metrics
+  h, w = image.shape[:2]
+  target = image_io.to_uint8(image)
+  return {"image": name, "lmbda": float(info["lmbda"]), "bpp": info["bpp"],
+          "psnr": info["psnr"],
+          "ms_ssim": (metrics.ms_ssim_uint8(info["reconstruction"], target)
+                      if min(h, w) >= 11 else ""),
+          "bytes": info["bytes"], "bpp_estimated": info["bpp_estimated"],
+          "encode_seconds": encode_seconds, "decode_seconds": info["decode_seconds"],
+          "steps": int(config.num_steps), "config_hash": chash, "seed": int(config.seed),
+          "git_commit": commit}
+
+
+def run_job(args: dict, ctx: launch.JobContext) -> None:
+  """Work function of one job: encodes ``args["path"]`` at ``args["lmbdas"]``.
+
+  Writes ``files/<image>_lmbda<l>.moric`` and one row per lambda (``ctx.emit``).
+  A single-lambda job trains with an orbax checkpoint directory of its own and
+  resumes from it when rerun or requeued.
+  """
+  from moric_jax import api
+
+  config = ml_collections.ConfigDict(args["config"])
+  name, chash, commit = args["name"], args["chash"], args["commit"]
+  image = load_crop(args["path"], int(config.crop), int(config.max_pixels))
+  lmbdas = [float(l) for l in args["lmbdas"]]
+  total = int(config.num_steps)
+  out = ctx.out_dir
+  encoded = []   # (lmbda, file bytes, info, encode seconds)
+  if len(lmbdas) > 1:
+    from moric_jax.train.batched import compress_image_batched
+    desc = f"{name} x{len(lmbdas)} lambdas"
+    t0 = time.perf_counter()
+    results = compress_image_batched(
+        image, config, lmbdas, on_chunk=lambda d, t: ctx.progress(d, t, desc))
+    ctx.close_bar()
+    per = (time.perf_counter() - t0) / len(lmbdas)
+    for lmbda, result in zip(lmbdas, results):
+      cfg = config.copy_and_resolve_references()
+      cfg.lmbda = lmbda
+      t1 = time.perf_counter()
+      data, info = api.package(image, result, cfg)
+      info["lmbda"] = lmbda
+      encoded.append((lmbda, data, info, per + time.perf_counter() - t1))
+  else:
+    lmbda = lmbdas[0]
+    key = row_key(name, lmbda, chash)
+    cfg = config.copy_and_resolve_references()
+    cfg.lmbda = lmbda
+    root = config.checkpoint.dir
+    cfg.checkpoint.dir = (str(Path(root) / launch.safe_name(key)) if root
+                          else ctx.checkpoint_dir(key))
+    desc = f"{name} lambda={lmbda:g}"
+
+    def on_chunk(s):
+      ctx.progress(s.step, total, desc, ckpt_dir=cfg.checkpoint.dir,
+                   psnr=f"{s.psnr:.2f}", bpp=f"{s.bpp:.4f}")
+
+    data, info = api.encode(image, cfg, on_chunk=on_chunk)
+    ctx.close_bar()
+    info["lmbda"] = lmbda
+    encoded.append((lmbda, data, info, info["encode_seconds"]))
+  for lmbda, data, info, secs in encoded:
+    image_io.atomic_write_bytes(out / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
+    row = _row(name, image, info, config, chash, commit, secs)
+    ctx.emit(row_key(name, lmbda, chash), row)
+    print(f"  {name} lambda={lmbda:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
+          f"encode {secs:.1f} s, decode {row['decode_seconds']:.2f} s", flush=True)
+
+
+def mean_curve(rows: list[dict], key_field: str) -> tuple[list[float], list[float]]:
+  """Mean bpp and PSNR over images for each value of ``key_field``, sorted by bpp."""
+  groups: dict[str, list[dict]] = {}
+  for r in rows:
+    groups.setdefault(str(r[key_field]), []).append(r)
+  pts = sorted((float(np.mean([float(r["bpp"]) for r in g])),
+                float(np.mean([float(r["psnr"]) for r in g]))) for g in groups.values())
+  return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def markdown_table(rows: list[dict], lmbdas: list[float]) -> str:
+  """Per-image rows plus the mean over images of every lambda."""
+  cols = ["image", "lmbda", "bpp", "psnr", "ms_ssim", "bytes", "encode_seconds",
+          "decode_seconds"]
+  lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+  def cell(v):
+    try:
+      return f"{float(v):.4g}"
+    except (TypeError, ValueError):
+      return str(v)
+
+  for r in sorted(rows, key=lambda r: (r["image"], float(r["lmbda"]))):
+    lines.append("| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |")
+  for l in lmbdas:
+    g = [r for r in rows if abs(float(r["lmbda"]) - l) <= 1e-12 * max(1.0, l)]
+    if g:
+      mean = {c: np.mean([float(r[c]) for r in g if r.get(c, "") != ""] or [np.nan])
+              for c in cols[2:]}
+      lines.append("| " + " | ".join([f"**mean of {len(g)}**", cell(l)] +
+                                     [cell(mean[c]) for c in cols[2:]]) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def collect(out_dir: str | Path, echo: Callable[[str], None] = print) -> dict:
+  """Merges the job files and writes the tables, RD plot and BD-rates of a sweep.
+
+  Reads ``sweep.json`` for the images, lambdas and config hash; computes baselines
+  for images that have none yet (images not found are skipped with a note). Returns
+  ``{"rows": n, "missing": [keys], "bd": {...}}``.
+  """
+  from moric_jax.eval import baselines as baselines_lib
+  from moric_jax.eval import bdrate, plots
+
+  out = Path(out_dir)
+  plan_path = out / "sweep.json"
+  if not plan_path.exists():
+    raise FileNotFoundError(f"{plan_path} not found: not a sweep output directory")
+  plan = json.loads(plan_path.read_text())
+  chash, lmbdas = plan["config_hash"], [float(l) for l in plan["lmbdas"]]
+  cfg = plan["config"]
+  all_rows, added = launch.merge_rows(out, out / "results.csv", FIELDS, key_of)
+  names = [Path(p).stem for p in plan["images"]]
+  expected = [row_key(n, l, chash) for n in names for l in lmbdas]
+  have = {key_of(r) for r in all_rows}
+  missing = [k for k in expected if k not in have]
+  rows = [r for r in all_rows if r["config_hash"] == chash]
+
+  baseline_path = out / "baselines.csv"
+  baseline_rows = launch.read_csv(baseline_path)
+  done_b = {r["image"] for r in baseline_rows}
+  new_b = 0
+  for path, name in zip(plan["images"], names):
+    if name in done_b or not cfg.get("baselines"):
+      continue
+    try:
+      image = load_crop(path, int(cfg.get("crop", 0)), int(cfg.get("max_pixels", 1 << 30)))
+    except (OSError, image_io.ImageError) as e:
+      echo(f"baselines of {name} skipped: {e}")
+      continue
+    for codec in cfg["baselines"]:
+      for row in baselines_lib.sweep(image_io.to_uint8(image), codec):
+        baseline_rows.append({k: str(v) for k, v in dict(row, image=name).items()})
+        new_b += 1
+  if new_b:
+    launch.write_csv(baseline_path, baseline_rows, BASELINE_FIELDS)
+
+  curves = {"moric_jax": mean_curve(rows, "lmbda")} if rows else {}
+  codecs = sorted({r["codec"] for r in baseline_rows})
+  for codec in codecs:
+    curves[codec] = mean_curve([r for r in baseline_rows if r["codec"] == codec], "quality")
+  plots.rd_plot(curves, out / "rd.png",
+                title=f"{len(names)} image(s), mean over images (config {chash})")
+  bd = {}
+  for codec in codecs:
+    if not rows:
+      bd[codec] = {"bd_rate_percent": None, "error": "no moric_jax rows yet"}
+      continue
+    try:
+      value, method = bdrate.bd_rate_auto(*curves[codec], *curves["moric_jax"])
+      bd[codec] = {"bd_rate_percent": value, "method": method}
+    except ValueError as e:
+      bd[codec] = {"bd_rate_percent": None, "error": str(e)}
+  image_io.atomic_write_bytes(out / "bd.json", json.dumps(bd, indent=2).encode())
+  image_io.atomic_write_bytes(out / "results.md", markdown_table(rows, lmbdas).encode())
+  echo(json.dumps(bd, indent=2))
+  if missing:
+    echo(f"{len(missing)} of {len(expected)} rows missing (unfinished or failed jobs), "
+         f"e.g. {missing[0]}")
+  echo(f"wrote {out / 'results.csv'} ({len(rows)} rows, {added} new), "
+       f"{out / 'results.md'}, {out / 'rd.png'}, {out / 'bd.json'}")
+  return {"rows": len(rows), "added": added, "missing": missing, "bd": bd}
