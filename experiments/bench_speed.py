@@ -21,7 +21,6 @@ from absl import app, flags
 
 from moric_jax import image_io, presets
 from moric_jax.model.codec import Codec
-from moric_jax.model.multi_codec import MultiCodec
 from moric_jax.train import overfit
 
 _SIZES = flags.DEFINE_list("sizes", ["128", "256"], "Square crop sizes (px).")
@@ -89,11 +88,11 @@ def main(argv):
               f"time {n * rate_b / rate:.2f}x (compile + first chunk {first_b:.1f} s)")
       for r in map(int, _REGIONS.value):
         if r == 1:
-          print(f"{size}x{size} chunk={chunk_size:3d} 1 region (single-region codec): "
+          print(f"{size}x{size} chunk={chunk_size:3d} 1 region: "
                 f"{rate:6.1f} steps/s")
           continue
-        mc = MultiCodec.from_config(config.model, size, size, _object_masks(size, r - 1),
-                                    config.regions.layer0_weight)
+        mc = Codec.from_config(config.model, size, size, _object_masks(size, r - 1),
+                               layer0_weight=config.regions.layer0_weight)
         chunk_m = overfit.build_chunk_fn(mc, config, opt, chunk_size)
         carry_m = overfit.initial_carry(mc.init(jax.random.PRNGKey(0)), opt,
                                         jax.random.PRNGKey(1))

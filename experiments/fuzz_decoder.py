@@ -4,10 +4,12 @@
       [--files a.moric b.moric ...] [--steps=10]
 
 Base files: the given ``--files``, or tiny images encoded here with very few steps
-(8x8 RGB, 6x10 grey, 5x7 with an explicit small architecture). Each case mutates one of
-them (bit flips, byte changes, truncations, insertions, deletions, duplicated or
-spliced sections, random bytes, crafted headers with absurd fields) and, for most
-byte-level mutations, refits the CRC so that the parser's own checks are exercised.
+(8x8 RGB, 6x10 grey, 5x7 with an explicit small architecture, and a 12x12 3-region
+file with a GMN: contours, GMN weights, object layers). Each case mutates one of them
+(bit flips, byte changes, truncations, insertions, deletions, duplicated or spliced
+sections, random bytes, crafted headers with absurd fields) and, for most byte-level
+mutations, refits the CRC of the section it changed (every section of a file has its
+own CRC) so that the parser's own checks are exercised.
 Every case must end in a normal decode or ``BitstreamError`` within ``--time-limit``
 seconds; anything else (another exception, a hang) is printed and makes the exit
 status 1.
@@ -39,7 +41,7 @@ class Hang(Exception):
 
 
 def refit_crc(body: bytes) -> bytes:
-  """``body`` (a file without its CRC) + a matching CRC32."""
+  """``body`` (a section without its CRC) + a matching CRC32."""
   return bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)) & 0xFFFFFFFF)
 
 
@@ -52,36 +54,60 @@ def _varint(n: int) -> bytes:
       return bytes(out)
 
 
-def craft(header: bitstream.Header, payload: bytes, *, height=None, width=None,
-          mode=None, num_regions=None, arch_id=None, arch_bytes=None, frac_bits=None,
-          deltas=None, scales=None, payload_len=None) -> bytes:
-  """A container with arbitrary (possibly absurd) header fields and a valid CRC.
+def craft(f: bitstream.MoricFile, *, height=None, width=None, mode=None,
+          num_regions=None, regions_byte=None, arch_id=None, arch_bytes=None,
+          frac_bits=None, deltas=None, scales=None, payload=None, payload_len=None,
+          modulation_bytes=None, contours=None, layer_sizes=None,
+          layers: list[bytes] | None = None) -> bytes:
+  """A file with arbitrary (possibly absurd) fields and valid CRCs.
 
   Unlike ``bitstream.write`` nothing is checked: varints may be huge, counts may
-  disagree with the data, ``arch_bytes`` replaces the explicit architecture block.
+  disagree with the data, ``arch_bytes`` replaces the explicit architecture block,
+  ``layers`` the object layers' bytes (each CRC'd as given).
   """
   out = bytearray(bitstream.MAGIC)
   out.append(bitstream.VERSION)
-  out += _varint(header.height if height is None else height)
-  out += _varint(header.width if width is None else width)
-  out.append((header.mode if mode is None else mode) & 0xFF)
-  out.append((header.num_regions if num_regions is None else num_regions) & 0xFF)
-  builtin = next((i for i, b in bitstream.BUILTIN_ARCHS.items() if b == header.arch), 0)
+  out += _varint(f.height if height is None else height)
+  out += _varint(f.width if width is None else width)
+  out.append((f.mode if mode is None else mode) & 0xFF)
+  r = f.num_regions if num_regions is None else num_regions
+  rb = (r | (0x80 if f.object_only else 0)) if regions_byte is None else regions_byte
+  out.append(rb & 0xFF)
+  builtin = next((i for i, b in bitstream.BUILTIN_ARCHS.items() if b == f.arch), 0)
   aid = builtin if arch_id is None else arch_id
   out.append(aid & 0xFF)
   if arch_bytes is not None:
     out += arch_bytes
   elif aid == 0:
-    out += _explicit_block(header.arch)
-  out.append((header.arm_frac_bits if frac_bits is None else frac_bits) & 0xFF)
-  d = (header.delta_arm, header.delta_lsn) if deltas is None else deltas
-  out += struct.pack("<ff", *d)
-  sc = list(header.scales) if scales is None else list(scales)
+    out += _explicit_block(f.arch)
+  if modulation_bytes is not None:
+    out += modulation_bytes
+  elif f.num_regions > 1:
+    out.append(bitstream.MODULATIONS.index(f.modulation))
+    if f.has_gmn:
+      out += bytes([f.gmn_width, f.mod_width, bitstream.ACTIVATIONS.index(f.gmn_activation)])
+  out.append((f.arm_frac_bits if frac_bits is None else frac_bits) & 0xFF)
+  d = (f.delta_arm, f.delta_lsn0) if deltas is None else deltas
+  out += struct.pack("<f", d[0])
+  if f.has_gmn:
+    out += struct.pack("<f", f.delta_gmn)
+  layer_bytes = ([bitstream.layer_bytes(l) for l in f.layers] if layers is None
+                 else [refit_crc(l) for l in layers])
+  if f.num_regions > 1:
+    for c in (f.contours if contours is None else contours):
+      out += _varint(len(c)) + c
+    out += struct.pack("<f", f.lmbda0)
+    for n in ([len(b) for b in layer_bytes] if layer_sizes is None else layer_sizes):
+      out += _varint(n)
+  if not f.object_only:
+    out += struct.pack("<f", d[1])
+  sc = list(f.base_scales) if scales is None else list(scales)
   out.append(len(sc) & 0xFF)
   out += bytes(s & 0xFF for s in sc)
-  out += _varint(len(payload) if payload_len is None else payload_len)
-  out += payload
-  return refit_crc(bytes(out))
+  pl = f.base_payload if payload is None else payload
+  out += _varint(len(pl) if payload_len is None else payload_len)
+  out += pl
+  return refit_crc(bytes(out)) + b"".join(layer_bytes)
 
 
 def _explicit_block(a: bitstream.Architecture) -> bytes:
@@ -109,7 +135,8 @@ def _absurd_float(rng: np.random.Generator, typical: float) -> float:
 
 def header_mutation(rng: np.random.Generator, data: bytes) -> bytes:
   """Rewrites 1-3 header fields of a valid file to odd values (CRC refitted)."""
-  header, payload = bitstream.read(data)
+  header = bitstream.read(data)
+  payload = header.base_payload
   fields = {}
   for _ in range(int(rng.integers(1, 4))):
     f = int(rng.integers(11))
@@ -123,7 +150,23 @@ def header_mutation(rng: np.random.Generator, data: bytes) -> bytes:
     elif f == 3:
       fields["mode"] = int(rng.integers(4)) if rng.random() < 0.7 else int(rng.integers(256))
     elif f == 4:
-      fields["num_regions"] = int(rng.integers(256))
+      if rng.random() < 0.5:
+        fields["regions_byte"] = int(rng.integers(256))
+      elif header.num_regions > 1:
+        k = int(rng.integers(4))
+        if k == 0:
+          fields["layer_sizes"] = [_absurd_int(rng, 40) for _ in header.layers]
+        elif k == 1:
+          fields["contours"] = [bytes(rng.integers(0, 256, int(rng.integers(0, 40)),
+                                                   dtype=np.uint8)) for _ in header.contours]
+        elif k == 2:
+          fields["modulation_bytes"] = bytes(rng.integers(0, 256, int(rng.integers(0, 5)),
+                                                          dtype=np.uint8))
+        else:
+          fields["layers"] = [bytes(rng.integers(0, 256, int(rng.integers(0, 60)),
+                                                 dtype=np.uint8)) for _ in header.layers]
+      else:
+        fields["num_regions"] = int(rng.integers(256))
     elif f == 5:
       fields["arch_id"] = int(rng.integers(3)) if rng.random() < 0.7 else int(rng.integers(256))
       if rng.random() < 0.5:
@@ -154,9 +197,9 @@ def header_mutation(rng: np.random.Generator, data: bytes) -> bytes:
       fields["frac_bits"] = int(rng.integers(256))
     elif f == 7:
       fields["deltas"] = (_absurd_float(rng, header.delta_arm),
-                          _absurd_float(rng, header.delta_lsn))
+                          _absurd_float(rng, header.delta_lsn0))
     elif f == 8:
-      n = int(rng.integers(256)) if rng.random() < 0.5 else len(header.scales)
+      n = int(rng.integers(256)) if rng.random() < 0.5 else len(header.base_scales)
       fields["scales"] = [int(x) for x in rng.integers(0, 256 if rng.random() < 0.3 else 88, n)]
     elif f == 9:
       fields["payload_len"] = _absurd_int(rng, len(payload))
@@ -164,7 +207,8 @@ def header_mutation(rng: np.random.Generator, data: bytes) -> bytes:
       cut = int(rng.integers(0, len(payload) + 1))
       payload = payload[:cut] if rng.random() < 0.5 else (
           payload + bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8)))
-  return craft(header, payload, **fields)
+      fields["payload"] = payload
+  return craft(header, **fields)
 
 
 def mutate(rng: np.random.Generator, data: bytes, others: list[bytes]
@@ -182,7 +226,9 @@ def mutate(rng: np.random.Generator, data: bytes, others: list[bytes]
       return kind + "+crc", refit_crc(body)
     return kind, body
   refit = rng.random() < 0.7
-  b = bytearray(data[:-4] if refit else data)
+  spans = bitstream.section_spans(data)
+  lo, hi = spans[int(rng.integers(len(spans)))] if refit else (0, len(data))
+  b = bytearray(data[lo:hi - 4] if refit else data)
   n = len(b)
   if kind == "bitflip":
     for _ in range(int(rng.integers(1, 5))):
@@ -210,7 +256,7 @@ def mutate(rng: np.random.Generator, data: bytes, others: list[bytes]
     i, j = int(rng.integers(n + 1)), int(rng.integers(len(other) + 1))
     b = b[:i] + bytearray(other[j:])
   if refit:
-    return kind + "+crc", refit_crc(bytes(b))
+    return kind + "+crc", data[:lo] + refit_crc(bytes(b)) + data[hi:]
   return kind, bytes(b)
 
 
@@ -291,7 +337,8 @@ def run(files: list[bytes], count: int, seed: int, time_limit: float = 20.0,
 
 
 def make_base_files(steps: int = 10) -> list[bytes]:
-  """Tiny real encodes: 8x8 RGB, 6x10 grey, 5x7 with an explicit small architecture."""
+  """Tiny real encodes: 8x8 RGB, 6x10 grey, 5x7 with an explicit small architecture,
+  12x12 with two objects (3 regions, progressive concatenation: contours, GMN)."""
   from moric_jax import api, presets
   rng = np.random.default_rng(0)
   files = []
@@ -310,7 +357,23 @@ def make_base_files(steps: int = 10) -> list[bytes]:
                     0.5 + 0.2 * rng.random((h, w))], -1).astype(np.float32)
     data, _ = api.encode(img[..., 0] if grey else img, config)
     files.append(data)
+  files.append(multi_region_file(steps))
   return files
+
+
+def multi_region_file(steps: int = 10) -> bytes:
+  """A 12x12 3-region file (two objects, progressive concatenation)."""
+  from moric_jax import api, presets
+  config = presets.fast()
+  config.num_steps = steps
+  config.model.modulation = "progressive_concat"
+  y, x = np.mgrid[0:12, 0:12] / 12
+  img = np.stack([0.5 + 0.4 * np.sin(5 * x), 0.5 + 0.4 * np.cos(4 * y + x),
+                  0.5 + 0.3 * y], -1).astype(np.float32)
+  labels = np.zeros((12, 12), np.int32)
+  labels[1:6, 2:8] = 1
+  labels[6:11, 5:11] = 2
+  return api.encode(img, config, labels=labels)[0]
 
 
 def print_report(rep: Report) -> None:

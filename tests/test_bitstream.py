@@ -1,55 +1,89 @@
-"""The .moric container: round trips, corruption/truncation, real-encode rate check."""
-import jax
+"""The .moric file: round trips, corruption/truncation, real-encode rate check."""
 import numpy as np
 import pytest
 
 import moric_jax
 from moric_jax import api, presets
-from moric_jax.coding import bitstream
-from moric_jax.model import latents as latents_lib
+from moric_jax.coding import bitstream, writer
+from moric_jax.decoder import decode as decoder
+from moric_jax.decoder import networks
+from moric_jax.model import grids
 from tests.conftest import smooth_image
 
 ARCH = bitstream.Architecture()
 
 
-def synthetic_file(height=12, width=10, arch=ARCH, seed=0):
-  """A valid file from random integer weights and symbols (no training)."""
+def random_tree(template, rng, scale=3.0):
+  return networks.unflatten(template, [np.round(rng.laplace(0, scale, s)).astype(np.int32)
+                                       for s in networks.flatten(template)])
+
+
+def synthetic_file(height=12, width=10, arch=ARCH, seed=0, masks=(),
+                   modulation="none", gmn=None, object_only=False, mode=0):
+  """A valid file from random integer weights and symbols (no training, no JAX);
+  ``masks``: object masks (C*-coded)."""
+  from moric_jax.model import region_layout
+  from moric_jax.regions import cstar
   rng = np.random.default_rng(seed)
-  templates = api._templates(arch, height, width)
-  int_weights = {}
-  for n in api.NETWORKS:
-    treedef, shapes = templates[n]
-    leaves = [np.round(rng.laplace(0, 3.0, s)).astype(np.int32) for s in shapes]
-    int_weights[n] = jax.tree_util.tree_unflatten(treedef, leaves)
-  symbols = [np.round(rng.laplace(0, 0.7, s)).astype(np.int32)
-             for s in latents_lib.grid_shapes(height, width, arch.num_grids)]
-  data, bits = api.write_file(height, width, arch, {"arm": 1 / 64, "lsn": 1 / 200},
-                              int_weights, symbols)
-  return data, bits, int_weights, symbols
+  contours = [cstar.encode_mask(m) for m in masks]
+  masks = [cstar.decode_mask(c, (height, width)) for c in contours]
+  layout = region_layout.make_layout(masks, height, width, arch.num_grids, object_only)
+  g = gmn or {"width": 8, "mod_width": 4, "activation": "gelu"}
+  tpl_lsn = networks.lsn_template(arch, modulation, g["mod_width"])
+  ints = {"arm": random_tree(networks.arm_template(arch), rng),
+          "lsn": [random_tree(tpl_lsn, rng) for _ in layout.rendered]}
+  deltas = {"arm": 1 / 64, "lsn": [1 / 200] * len(layout.rendered)}
+  if modulation != "none":
+    ints["gmn"] = random_tree(networks.gmn_template(arch, modulation, g["width"],
+                                                    g["mod_width"]), rng)
+    deltas["gmn"] = 1 / 100
+  symbols = [np.where(c, np.round(rng.laplace(0, 0.7, c.shape)), 0).astype(np.int32)
+             for c in layout.coded]
+  data, bits = writer.write(height, width, arch, mode=mode, modulation=modulation,
+                            gmn=g, contours=list(contours),
+                            lmbdas=np.full(layout.num_regions, 0.002), deltas=deltas,
+                            int_weights=ints, symbols=symbols, owners=layout.owner_ids(),
+                            coded=None if layout.all_coded else list(layout.coded),
+                            object_only=object_only)
+  return data, bits, ints, symbols
 
 
 def test_synthetic_round_trip():
   data, bits, int_weights, symbols = synthetic_file()
-  dec = api.decode_full(data)
+  dec = api.decode_file(data)
   for a, b in zip(dec.symbols, symbols):
     assert np.array_equal(a, b)
-  for n in api.NETWORKS:
-    for a, b in zip(jax.tree_util.tree_leaves(dec.int_weights[n]),
-                    jax.tree_util.tree_leaves(int_weights[n])):
+  for n in ("arm", "lsn"):
+    got = dec.int_weights[n] if n == "arm" else dec.int_weights[n][0]
+    want = int_weights[n] if n == "arm" else int_weights[n][0]
+    for a, b in zip(networks.flatten(got), networks.flatten(want)):
       assert np.array_equal(a, b)
   assert dec.image.shape == (12, 10, 3) and dec.image.dtype == np.uint8
-  payload = len(bitstream.read(data)[1])
-  assert 8 * payload <= bits["latents"] + bits["weights"] + 64
+  payload = len(dec.file.base_payload)
+  est = bits["latents"] + bits["shared"] + sum(bits["lsn"])
+  assert 8 * payload <= est + 64
+  assert abs(bits["region_latents"].sum() - bits["latents"]) < 1e-6 * bits["latents"] + 1
 
 
 def test_explicit_architecture_round_trip():
   arch = bitstream.Architecture(num_grids=4, q_step=0.3, context_rows=2, context_cols=2,
                                 arm_hidden=(8,), lsn_hidden=(6,), lsn_num_res_convs=1)
   data, _, _, symbols = synthetic_file(9, 7, arch)
-  header, _ = bitstream.read(data)
-  assert header.arch == arch
-  dec = api.decode_full(data)
+  assert bitstream.read(data).arch == arch
+  dec = api.decode_file(data)
   assert all(np.array_equal(a, b) for a, b in zip(dec.symbols, symbols))
+
+
+def test_one_region_file_is_one_section_as_small_as_before():
+  """Header: magic+version 4, sizes 2, mode+regions 2, arch id 1, frac 1, two f32
+  steps 8, tensor count + scales, payload length, CRC 4 (the old v1 layout)."""
+  data, *_ = synthetic_file(12, 10)
+  f = bitstream.read(data)
+  assert bitstream.section_spans(data) == [(0, len(data))]
+  n_tensors = len(f.base_scales)
+  varint = len(bitstream.varint(len(f.base_payload)))
+  assert len(data) == 4 + 2 + 2 + 1 + 1 + 8 + 1 + n_tensors + varint + \
+      len(f.base_payload) + 4
 
 
 def test_every_byte_change_and_truncation_raises():
@@ -136,3 +170,62 @@ def test_default_preset_uses_a_builtin_architecture():
   from moric_jax.coding import bitstream
   arch = bitstream.Architecture.from_model_config(presets.default().model)
   assert arch in bitstream.BUILTIN_ARCHS.values()
+
+
+def _object_masks(h=12, w=10):
+  m1 = np.zeros((h, w), bool)
+  m1[1:6, 1:5] = True
+  m2 = np.zeros((h, w), bool)
+  m2[5:11, 4:9] = True
+  return [m1, m2]
+
+
+@pytest.fixture(scope="module")
+def three_layer_file():
+  return synthetic_file(12, 10, masks=_object_masks(), modulation="progressive_concat")
+
+
+def test_multi_region_sections_and_truncation(three_layer_file):
+  data, _, _, symbols = three_layer_file
+  spans = bitstream.section_spans(data)
+  assert len(spans) == 3 and spans[-1][1] == len(data)
+  full = api.decode_file(data)
+  assert full.layers == 3 and not full.file.truncated
+  assert all(np.array_equal(a, b) for a, b in zip(full.symbols, symbols))
+  for k in (1, 2):
+    want = api.decode(data, layers=k)
+    for cut in (spans[k][0], spans[k][0] + 3, spans[k][1] - 1):
+      d = api.decode_file(data[:cut])
+      assert d.file.truncated and d.layers == k
+      assert np.array_equal(d.image, want)
+      with pytest.raises(ValueError, match="truncated"):
+        api.decode_file(data[:cut], layers=3)
+  for cut in (1, spans[0][1] // 2, spans[0][1] - 1):   # inside the base section
+    with pytest.raises(moric_jax.BitstreamError):
+      api.decode(data[:cut])
+  with pytest.raises(moric_jax.BitstreamError, match="unexpected bytes"):
+    api.decode(data + b"\0")
+
+
+def test_multi_region_every_section_is_crc_checked(three_layer_file):
+  data, *_ = three_layer_file
+  for i in range(len(data)):
+    for bit in (0x01, 0x80):
+      bad = bytearray(data)
+      bad[i] ^= bit
+      with pytest.raises(moric_jax.BitstreamError):
+        api.decode(bytes(bad))
+
+
+def test_object_only_file_codes_only_object_latents():
+  masks = _object_masks()
+  data, bits, _, symbols = synthetic_file(12, 10, masks=masks, object_only=True,
+                                          modulation="film")
+  d = api.decode_file(data)
+  assert d.file.object_only and d.image.shape == (12, 10, 4)
+  assert np.array_equal(d.image[..., 3] > 0, masks[0] | masks[1])
+  assert all(np.array_equal(a, b) for a, b in zip(d.symbols, symbols))
+  assert sum(int(c.sum()) for c in d.layout.coded) < sum(c.size for c in d.layout.coded)
+  assert api.decode(data, layers=1)[..., 3].sum() < d.image[..., 3].sum()
+  info = api.info(data)
+  assert info["regions"][1]["bits_weights"] > 0 and info["regions"][0]["bits_weights"] == 0

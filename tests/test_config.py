@@ -27,8 +27,9 @@ def test_config_files_load(name):
   codec = Codec.from_config(config.model, 40, 24)
   params = codec.init(jax.random.PRNGKey(0))
   assert len(params["latents"]) == config.model.latents.num_grids
-  img, bits = codec.forward(params, mode="hard")
-  assert img.shape == (40, 24, 3) and jnp.isfinite(bits)
+  loss, aux, img = codec.rd_terms(params, jnp.zeros((40, 24, 3)), 0.01, 1 / 128,
+                                  mode="hard")
+  assert img.shape == (40, 24, 3) and jnp.isfinite(loss) and jnp.isfinite(aux["bpp_latents"])
 
 
 def test_presets_registry():
@@ -37,24 +38,24 @@ def test_presets_registry():
 
 
 def test_macs_per_pixel_c3_sized_model():
-  macs = complexity.macs_per_pixel(presets.default().model, 512, 768)
+  macs = complexity.macs_per_pixel(Codec.from_config(presets.default().model, 512, 768))
   # LSN: 7*18 + 18*18 + 18*3 + 2 * 81 = 666; ARM: 792 per latent x ~1.33 latents/px.
-  assert macs["lsn"] == 666
+  assert macs["lsn"] == 666 and macs["gmn"] == 0
   assert 1040 < macs["arm"] < 1060
   assert macs["total"] < 2000
 
 
-@pytest.mark.parametrize("scheme,per_px", [("none", 666), ("progressive_concat", 810 + 184)])
-def test_macs_per_pixel_multi_region(scheme, per_px):
+@pytest.mark.parametrize("scheme,lsn,gmn", [("none", 666, 0),
+                                            ("progressive_concat", 810, 184)])
+def test_macs_per_pixel_multi_region(scheme, lsn, gmn):
   import numpy as np
-  from moric_jax.model.multi_codec import MultiCodec
   config = presets.default()
   config.model.modulation = scheme
   m = np.zeros((64, 64), bool)
   m[8:24, 16:48] = True                   # a 16x32 box: 512 px besides the background
-  codec = MultiCodec.from_config(config.model, 64, 64, [m])
-  macs = complexity.multi_macs_per_pixel(codec)
-  # progressive: LSN (7+4)*18 + (18+4)*18 + 18*3 + 2*81; GMN 2 * (in*8 + 8*4).
-  assert macs["synthesis"] == pytest.approx(per_px * (4096 + 512) / 4096)
-  coded = sum(r.num_coded for r in codec.regions)
-  assert macs["arm"] == pytest.approx(792 * coded / 4096)
+  codec = Codec.from_config(config.model, 64, 64, [m])
+  macs = complexity.macs_per_pixel(codec)
+  # progressive: LSN (7+4)*18 + (18+4)*18 + 18*3 + 2*81 over the frame and the box;
+  # GMN 2 * (in*8 + 8*4) once over the frame.
+  assert macs["synthesis"] == pytest.approx(gmn + lsn * (4096 + 512) / 4096)
+  assert macs["arm"] == pytest.approx(792 * codec.num_latents / 4096)

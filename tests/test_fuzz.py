@@ -25,9 +25,12 @@ SMALL_ARCH = bitstream.Architecture(num_grids=4, q_step=0.3, context_rows=2,
 
 @pytest.fixture(scope="session")
 def base_files():
-  """Two tiny real encodes (RGB, grey) + an untrained file with an explicit arch."""
+  """Two tiny real encodes (RGB, grey), an untrained file with an explicit arch and
+  an untrained 3-region file with a GMN (contours, object layers)."""
+  from tests.test_bitstream import _object_masks
   files = [encode_tiny(8, 8)[1], encode_tiny(8, 8, grey=True)[1],
-           synthetic_file(9, 7, SMALL_ARCH)[0]]
+           synthetic_file(9, 7, SMALL_ARCH)[0],
+           synthetic_file(12, 10, masks=_object_masks(), modulation="progressive_concat")[0]]
   for f in files:
     moric_jax.decode(f)
   return files
@@ -35,8 +38,7 @@ def base_files():
 
 def test_craft_without_changes_is_the_valid_file(base_files):
   for f in base_files:
-    h, p = bitstream.read(f)
-    assert fz.craft(h, p) == f
+    assert fz.craft(bitstream.read(f)) == f
 
 
 def test_fuzz_decoder_fast(base_files):
@@ -57,8 +59,7 @@ HUGE = [(32768, 32768), (32768, 8192), (32768, 512), (32768, 100), (32768, 1),
 @pytest.mark.parametrize("h,w", HUGE)
 def test_crafted_sizes_refused_before_allocating(base_files, h, w):
   """A valid CRC and a claimed size up to MAX_SIDE: refused fast, small memory."""
-  header, payload = bitstream.read(base_files[0])
-  data = fz.craft(header, payload, height=h, width=w)
+  data = fz.craft(bitstream.read(base_files[0]), height=h, width=w)
   tracemalloc.start()
   t0 = time.perf_counter()
   try:
@@ -73,33 +74,43 @@ def test_crafted_sizes_refused_before_allocating(base_files, h, w):
 
 
 def test_absurd_counts_and_fields(base_files):
-  header, payload = bitstream.read(base_files[0])
+  header = bitstream.read(base_files[0])
+  multi = bitstream.read(base_files[3])
   cases = [dict(payload_len=1 << 31), dict(payload_len=(1 << 31) + 1),
            dict(payload_len=1 << 60), dict(payload_len=0), dict(scales=[0] * 255),
-           dict(scales=[]), dict(scales=[87] * len(header.scales)), dict(mode=2),
-           dict(mode=255), dict(num_regions=0), dict(num_regions=255), dict(arch_id=7),
+           dict(scales=[]), dict(scales=[87] * len(header.base_scales)), dict(mode=2),
+           dict(mode=255), dict(num_regions=0), dict(num_regions=17),
+           dict(regions_byte=0x81), dict(arch_id=7),
            dict(arch_id=0, arch_bytes=b""), dict(arch_id=0, arch_bytes=b"\xff" * 40),
            dict(frac_bits=255), dict(deltas=(float("nan"), 1.0)),
            dict(deltas=(1.0, float("inf"))), dict(deltas=(0.0, 0.0))]
   for fields in cases:
     with pytest.raises(moric_jax.BitstreamError):
-      api.decode(fz.craft(header, payload, **fields))
+      api.decode(fz.craft(header, **fields))
+  multi_cases = [dict(layer_sizes=[1 << 40, 3]), dict(layer_sizes=[0, 0]),
+                 dict(contours=[b"", b""]), dict(contours=[b"\xff" * 30] * 2),
+                 dict(modulation_bytes=b"\x09"), dict(modulation_bytes=b"\x03\x00\x04\x01"),
+                 dict(modulation_bytes=b"\x03\x08\x04\x07"),
+                 dict(layers=[b"\x00" * 12, b"\x00" * 12]), dict(num_regions=2),
+                 dict(num_regions=4)]
+  for fields in multi_cases:
+    with pytest.raises(moric_jax.BitstreamError):
+      api.decode(fz.craft(multi, **fields))
   big = dataclasses.replace(SMALL_ARCH, num_grids=12, arm_hidden=(255,) * 8,
                             lsn_hidden=(255,) * 8, lsn_num_res_convs=8, lsn_kernel_size=7)
   with pytest.raises(moric_jax.BitstreamError):
-    api.decode(fz.craft(header, payload, arch_id=0, arch_bytes=fz._explicit_block(big)))
+    api.decode(fz.craft(header, arch_id=0, arch_bytes=fz._explicit_block(big)))
 
 
 def test_mode_flag_is_only_presentation(base_files):
   """Switching RGB8 <-> L8 in a valid file (CRC refitted) still decodes sanely."""
-  header, payload = bitstream.read(base_files[0])
-  grey = api.decode(fz.craft(header, payload, mode=bitstream.MODE_L8))
+  grey = api.decode(fz.craft(bitstream.read(base_files[0]), mode=bitstream.MODE_L8))
   rgb = api.decode(base_files[0])
   assert grey.shape == rgb.shape[:2]
   assert (abs(grey.astype(int) - rgb.mean(-1)) <= 1).all()
 
 
 def test_info_never_allocates_by_size(base_files):
-  header, payload = bitstream.read(base_files[0])
-  meta = moric_jax.info(fz.craft(header, payload, height=32768, width=8192))
-  assert meta["height"] == 32768 and meta["num_wavefronts"] == 8192 + 4 * 32767
+  data = fz.craft(bitstream.read(base_files[0]), height=32768, width=8192)
+  with pytest.raises(moric_jax.BitstreamError, match="too short"):
+    moric_jax.info(data)      # refused before anything sized by the image exists

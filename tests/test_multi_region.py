@@ -1,4 +1,4 @@
-"""Multi-region (MoRIC) codec: layouts, coded latents, layered files, per-region lambda.
+"""Regions (MoRIC): layouts, latent ownership, layered files, per-region lambda.
 
 All encodes here share one image size and config, so the few XLA programs compile once
 (persistent cache) and are reused.
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from moric_jax import api, layered
-from moric_jax.coding import layered_bitstream as lb
+from moric_jax import api
+from moric_jax.coding import bitstream
 from moric_jax.coding import integer_arm, rans, wavefront
 from moric_jax.errors import BitstreamError
 from moric_jax.model import latents as latents_lib
@@ -74,19 +74,32 @@ def test_coded_latents_cover_exactly_the_footprint():
         assert touches == c[a, b], (k, a, b)
 
 
-def test_layout_partition_last_region_wins():
+def test_layout_partition_last_region_wins_and_latents_have_one_owner():
   m1 = np.zeros((H, W), bool)
   m1[2:20, 2:20] = True
   m2 = np.zeros((H, W), bool)
   m2[10:25, 10:25] = True
-  regs = region_layout.layout_regions([m1, m2], H, W, 7)
-  assert len(regs) == 3 and regs[0].box == (0, 0, H, W)
-  labels = region_layout.partition([m1, m2], H, W)
+  lay = region_layout.make_layout([m1, m2], H, W, 7)
+  assert lay.num_regions == 3 and lay.boxes[0] == (0, 0, H, W)
+  labels = lay.labels
   assert (labels[m2] == 2).all() and (labels[m1 & ~m2] == 1).all()
-  assert regs[1].box == (2, 2, 18, 18) and regs[2].box == (10, 10, 15, 15)
-  assert regs[1].mask.sum() == (m1 & ~m2).sum()
+  assert lay.boxes[1] == (2, 2, 18, 18) and lay.boxes[2] == (10, 10, 15, 15)
+  assert lay.box_mask(1).sum() == (m1 & ~m2).sum()
+  # One pyramid: every latent owned by exactly one region, the one at its centre.
+  shapes = latents_lib.grid_shapes(H, W, 7)
+  assert [o.shape for o in lay.owners] == shapes and lay.all_coded
+  for (gh, gw), o in zip(shapes, lay.owners):
+    for i in range(gh):
+      for j in range(gw):
+        cy, cx = min((2 * i + 1) * H // (2 * gh), H - 1), min((2 * j + 1) * W // (2 * gw),
+                                                               W - 1)
+        assert o[i, j] == labels[cy, cx]
+  assert np.bincount(lay.owner_ids(), minlength=3).sum() == sum(h * w for h, w in shapes)
   with pytest.raises(ValueError, match="no pixel"):
-    region_layout.layout_regions([m2, m1 | m2], H, W, 7)
+    region_layout.make_layout([m2, m1 | m2], H, W, 7)
+  only = region_layout.make_layout([m1, m2], H, W, 7, object_only=True)
+  assert only.rendered == (1, 2) and not only.all_coded
+  assert all((o[c] > 0).all() for o, c in zip(only.owners, only.coded))
 
 
 def test_wavefront_skips_uncoded_latents():
@@ -120,11 +133,10 @@ def test_wavefront_skips_uncoded_latents():
 def test_three_region_round_trip_and_layers(three_regions):
   data, info = three_regions
   assert info["num_regions"] == 3 and len(info["regions"]) == 3
-  decoded = layered.decode_layered(data)
+  decoded = api.decode_file(data)
   np.testing.assert_array_equal(decoded.image, info["reconstruction"])
   np.testing.assert_array_equal(api.decode(data), info["reconstruction"])
-  codec = layered.build_codec(decoded.file, decoded.masks)
-  labels = codec.labels()
+  labels = decoded.layout.labels
   renders = [api.decode(data, layers=k) for k in (1, 2, 3)]
   np.testing.assert_array_equal(renders[2], info["reconstruction"])
   for k, img in enumerate(renders, start=1):
@@ -136,40 +148,51 @@ def test_three_region_round_trip_and_layers(three_regions):
     api.decode(data, layers=4)
   # The layer-0 image is a usable preview of the whole frame.
   assert np.abs(renders[0].astype(float) - info["reconstruction"]).mean() < 40
+  # A file cut after layer k decodes to layer k.
+  spans = bitstream.section_spans(data)
+  for k in (1, 2):
+    np.testing.assert_array_equal(api.decode(data[:spans[k][0]]), renders[k - 1])
 
 
-def test_region_bits_are_the_file_sections(three_regions):
+def test_region_bits_match_the_file(three_regions):
   data, info = three_regions
   meta = api.info(data)
-  f = lb.read(data)
+  f = bitstream.read(data)
   assert meta["num_regions"] == 3 and meta["modulation"] == "progressive_concat"
-  total = 0
-  for r, (m, reg) in enumerate(zip(meta["regions"], f.regions)):
-    assert m["bits_contour"] == 8 * len(reg.contour) == info["regions"][r]["bits_contour"]
-    assert m["bits_latents"] == 8 * len(reg.latents)
-    # Estimated bits (ideal code length) within a few bytes of the real section.
-    assert abs(m["bits_latents"] - info["regions"][r]["bits_latents"]) < 64 + 0.05 * m[
-        "bits_latents"]
+  total = meta["bits_shared_weights"]
+  for r, m in enumerate(meta["regions"]):
+    enc = info["regions"][r]
+    assert m["pixels"] == enc["pixels"] and m["lmbda"] == pytest.approx(enc["lmbda"])
+    assert m["bits_contour"] == enc["bits_contour"]
+    assert m["bits_latents"] == pytest.approx(enc["bits_latents"])
+    assert m["bits_weights"] == pytest.approx(enc["bits_weights"])
     total += m["bits_contour"] + m["bits_latents"] + m["bits_weights"]
   assert meta["regions"][0]["bits_contour"] == 0 and meta["regions"][1]["bits_contour"] > 0
-  assert total + meta["bits_shared_weights"] < 8 * len(data)
+  assert sum(m["pixels"] for m in meta["regions"]) == H * W
+  # Ideal code lengths vs the real bytes: payloads within a few words of the estimate.
+  payload_bits = 8 * (len(f.base_payload) + sum(len(l.payload) for l in f.layers))
+  est = total - sum(m["bits_contour"] for m in meta["regions"])
+  assert est - 64 <= payload_bits <= est + 64 * (1 + len(f.layers))
   assert 8 * len(data) / (H * W) == pytest.approx(info["bpp"])
   assert np.isfinite(info["psnr"]) and info["psnr"] > 15
   assert 0 < info["macs_per_pixel"] < 5000
 
 
-def test_layered_file_corruption_is_a_bitstream_error(three_regions):
-  data, _ = three_regions
-  rng = np.random.default_rng(0)
-  for i in range(120):
-    b = bytearray(data)
-    pos = int(rng.integers(0, len(b) - 4))
-    b[pos] = (b[pos] + int(rng.integers(1, 256))) % 256
-    with pytest.raises(BitstreamError):
-      lb.read(bytes(b))          # the CRC catches every single-byte change
-  for n in (0, 3, 10, len(data) // 2, len(data) - 1):
-    with pytest.raises(BitstreamError):
-      api.decode(data[:n])
+def test_object_only_encode(image):
+  config = _config()
+  config.regions.object_only = True
+  labels = _labels(1)
+  data, info = api.encode(image, config, labels=labels)
+  dec = api.decode(data)
+  assert dec.shape == (H, W, 4)
+  np.testing.assert_array_equal(dec, info["reconstruction"])
+  obj = dec[..., 3] > 0
+  assert obj.sum() == info["pixels"] and obj[labels == 1].all()   # C* covers the object
+  assert info["bpp"] == pytest.approx(8 * len(data) / info["pixels"])
+  from moric_jax.eval import metrics
+  from moric_jax.image_io import to_uint8
+  assert info["psnr"] == metrics.psnr_uint8(dec[..., :3][obj], to_uint8(image)[obj])
+  assert (dec[..., :3][~obj] == 0).all()
 
 
 def test_lower_region_lambda_raises_its_psnr_and_bit_share(two_regions_lmbda):
@@ -259,24 +282,24 @@ def test_every_modulation_scheme_uses_the_gmn(scheme):
   import jax
   import jax.numpy as jnp
   from moric_jax import presets
-  from moric_jax.model.multi_codec import MultiCodec
+  from moric_jax.model.codec import Codec
   config = presets.default()
   config.model.modulation = scheme
   m = np.zeros((16, 16), bool)
   m[2:9, 3:12] = True
-  codec = MultiCodec.from_config(config.model, 16, 16, [m])
+  codec = Codec.from_config(config.model, 16, 16, [m])
   params = codec.init(jax.random.PRNGKey(0))
-  assert ("gmn" in params) == (scheme != "none")
+  assert ("gmn" in params) == (scheme != "none") and len(params["lsn"]) == 2
   rng = np.random.default_rng(0)
-  sym = [[jnp.asarray(rng.normal(size=c.shape) * c, jnp.float32) for c in reg.coded]
-         for reg in codec.regions]
+  sym = [jnp.asarray(rng.normal(size=s), jnp.float32) for s in codec.grid_shapes]
   x, out0 = codec.synthesize(params, sym)
   assert x.shape == out0.shape == (16, 16, 3) and np.isfinite(np.asarray(x)).all()
+  mask1 = codec.labels() == 1
   if scheme != "none":   # changing the shared GMN changes every region's output
     bumped = dict(params, gmn=jax.tree_util.tree_map(lambda w: w + 0.3, params["gmn"]))
     x2, _ = codec.synthesize(bumped, sym)
-    t, l, h, w = codec.regions[1].box
-    assert not np.allclose(np.asarray(x2)[t:t + h, l:l + w][codec.regions[1].mask],
-                           np.asarray(x)[t:t + h, l:l + w][codec.regions[1].mask])
-    assert not np.allclose(np.asarray(x2)[codec.labels() == 0],
-                           np.asarray(x)[codec.labels() == 0])
+    assert not np.allclose(np.asarray(x2)[mask1], np.asarray(x)[mask1])
+    assert not np.allclose(np.asarray(x2)[~mask1], np.asarray(x)[~mask1])
+  # One region is the same codec: no GMN, one LSN.
+  single = Codec.from_config(config.model, 16, 16)
+  assert single.gmn is None and len(single.init(jax.random.PRNGKey(0))["lsn"]) == 1

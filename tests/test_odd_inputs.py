@@ -62,7 +62,7 @@ def test_real_encode_odd_sizes(h, w):
 @pytest.mark.parametrize("h,w", [(1, 1), (1, 9), (9, 1), (17, 33), (2, 200), (200, 2)])
 def test_decoder_handles_odd_sizes(h, w):
   data, _, _, symbols = synthetic_file(h, w)
-  dec = api.decode_full(data)
+  dec = api.decode_file(data)
   assert dec.image.shape == (h, w, 3)
   assert all(np.array_equal(a, b) for a, b in zip(dec.symbols, symbols))
   meta = moric_jax.info(data)
@@ -205,7 +205,7 @@ def test_rgb_and_grey_round_trip():
   from moric_jax.eval import metrics
   assert metrics.psnr_uint8(dec, g) == info_g["psnr"]
   # (H, W, 1) input is grey too.
-  assert bitstream.read(data_g)[0].mode == bitstream.MODE_L8
+  assert bitstream.read(data_g).mode == bitstream.MODE_L8
 
 
 def test_api_pixel_limits():
