@@ -54,3 +54,22 @@ def footprint_centre(out_size: int, in_size: int) -> np.ndarray:
   """
   i = np.arange(in_size, dtype=np.int64)
   return np.minimum(((2 * i + 1) * out_size) // (2 * in_size), out_size - 1)
+
+
+@functools.lru_cache(maxsize=64)
+def two_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                   np.ndarray]:
+  """Bilinear upsampling as two taps per output: ``(i0, i1, w0, w1)`` with
+  ``out[y] = w0[y] * x[i0[y]] + w1[y] * x[i1[y]]``: the nonzeros of
+  ``upsampling_matrix(out_size, in_size)`` (``out_size >= in_size``)."""
+  m = upsampling_matrix(out_size, in_size)
+  if np.count_nonzero(m, axis=1).max() > 2:
+    raise ValueError(f"resampling {in_size} -> {out_size} is not a two-tap filter")
+  rows = np.arange(out_size)
+  i0 = np.argmax(m != 0, axis=1)
+  i1 = np.minimum(i0 + 1, in_size - 1)
+  w0 = m[rows, i0].astype(np.float32)
+  w1 = np.where(i1 != i0, m[rows, i1], 0.0).astype(np.float32)
+  for a in (i0, i1, w0, w1):
+    a.setflags(write=False)
+  return i0, i1, w0, w1

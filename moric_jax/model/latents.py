@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from moric_jax.model.grids import grid_shapes, upsampling_matrix  # noqa: F401 (re-exported)
+from moric_jax.model.grids import grid_shapes, two_taps, upsampling_matrix  # noqa: F401
 
 
 def grid_gains(num_grids: int, base_gain: float, gain_growth: float) -> list[float]:
@@ -20,12 +20,21 @@ def grid_gains(num_grids: int, base_gain: float, gain_growth: float) -> list[flo
 
 
 def upsample_stack(grids: list[jax.Array], height: int, width: int) -> jax.Array:
-  """Upsamples L grids ``(h_k, w_k)`` to a ``(H, W, L)`` stack (separable matmuls)."""
+  """Upsamples L grids ``(h_k, w_k)`` to a ``(H, W, L)`` stack.
+
+  Separable bilinear with two taps per axis (``grids.two_taps``: the nonzeros of
+  ``upsampling_matrix``), so the cost is O(HW) per grid whatever the image size; a
+  grid of the image's size passes through.
+  """
   out = []
   for g in grids:
-    uh = upsampling_matrix(height, g.shape[0])
-    uw = upsampling_matrix(width, g.shape[1])
-    out.append(uh @ g @ uw.T)
+    if g.shape == (height, width):
+      out.append(g)
+      continue
+    r0, r1, a0, a1 = two_taps(height, g.shape[0])
+    c0, c1, b0, b1 = two_taps(width, g.shape[1])
+    rows = g[r0] * a0[:, None] + g[r1] * a1[:, None]            # (H, w_k)
+    out.append(rows[:, c0] * b0[None, :] + rows[:, c1] * b1[None, :])
   return jnp.stack(out, axis=-1)
 
 
