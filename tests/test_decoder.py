@@ -69,3 +69,69 @@ def test_numpy_synthesis_matches_flax(scheme):
                                          jax.tree_util.tree_leaves(tree)]
   got = decoder.synthesize_float(f, codec.layout, ints, [delta, delta], symbols, 2)
   np.testing.assert_allclose(got, np.asarray(want), atol=2e-4, rtol=1e-4)
+
+
+def test_compiled_synthesis_is_built():
+  """``pip install -e .`` builds ``decoder/_synth``; without it decoding is ~15x slower."""
+  import os
+  if os.environ.get("MORIC_SYNTHESIS", "").lower() == "numpy":
+    pytest.skip("NumPy synthesis forced")
+  assert networks.compiled(), "moric_jax.decoder._synth is not built (pip install -e .)"
+
+
+def _random_params(tpl, rng, scale=0.4):
+  if isinstance(tpl, dict):
+    return {k: _random_params(v, rng, scale) for k, v in tpl.items()}
+  return (rng.normal(0, scale, tpl)).astype(np.float32)
+
+
+@pytest.mark.skipif(not networks.compiled(), reason="compiled synthesis not built")
+@pytest.mark.parametrize("scheme", ["none", "film", "concat_input", "progressive_concat"])
+@pytest.mark.parametrize("act,hidden,convs,ksize,h,w",
+                         [("gelu", (18, 18), 2, 3, 37, 45),   # default widths, odd sizes
+                          ("relu", (5, 9, 3), 1, 5, 1, 70),   # tail blocks, 5x5 convs
+                          ("gelu", (16,), 0, 3, 33, 2)])
+def test_compiled_synthesis_matches_reference(scheme, act, hidden, convs, ksize, h, w):
+  import dataclasses
+  arch = dataclasses.replace(bitstream.Architecture(), num_grids=5, lsn_hidden=hidden,
+                             lsn_activation=act, lsn_num_res_convs=convs,
+                             lsn_kernel_size=ksize)
+  rng = np.random.default_rng(3)
+  grids = [rng.integers(-6, 7, s).astype(np.int32)
+           for s in networks.grids.grid_shapes(h, w, arch.num_grids)]
+  stack = networks.upsample_stack(grids, arch.q_step, h, w)
+  want_stack = networks.upsample_stack_reference(grids, arch.q_step, h, w)
+  np.testing.assert_allclose(stack, want_stack, rtol=1e-6, atol=1e-6)
+  sig = want_sig = None
+  if scheme != "none":
+    gmn = _random_params(networks.gmn_template(arch, scheme, 8, 4), rng)
+    sig = networks.gmn_forward(gmn, want_stack, arch, scheme, 4, act)
+    want_sig = networks.gmn_forward_reference(gmn, want_stack, arch, scheme, 4, act)
+    for a, b in zip(sig, want_sig):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+  lsn = _random_params(networks.lsn_template(arch, scheme, 4), rng)
+  got = networks.lsn_forward(lsn, want_stack, want_sig, h, w, arch, scheme)
+  want = networks.lsn_forward_reference(lsn, want_stack, want_sig, h, w, arch, scheme)
+  assert got.shape == want.shape == (h, w, 3) and got.dtype == np.float32
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5)
+  # Strided inputs (decode.py passes gathered boxes) and repeated calls: same pixels.
+  again = networks.lsn_forward(lsn, np.asfortranarray(want_stack),
+                               None if want_sig is None else [s.T.copy().T for s in want_sig],
+                               h, w, arch, scheme)
+  assert np.array_equal(again, got)
+
+
+@pytest.mark.skipif(not networks.compiled(), reason="compiled synthesis not built")
+def test_compiled_synthesis_rejects_bad_programs():
+  from moric_jax.decoder import _synth
+  x = np.zeros((4, 2), np.float32)
+  with pytest.raises(ValueError):
+    _synth.mlp(np.array([1, 5, 2, 0, 0], np.int32), np.zeros(1, np.float32), [x], [x], 4)
+  with pytest.raises(ValueError):
+    _synth.mlp(np.array([1, 0, 2, 0, 5, 0, 3, 0, 0], np.int32), np.zeros(1, np.float32),
+               [x], [x], 4)
+  with pytest.raises(ValueError):    # more rows than the arrays have
+    _synth.mlp(np.array([0], np.int32), np.zeros(1, np.float32), [x], [x], 5)
+  with pytest.raises(TypeError):
+    _synth.mlp(np.array([0], np.int32), np.zeros(1, np.float32), [x.astype(np.float64)],
+               [x], 4)

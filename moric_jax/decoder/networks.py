@@ -6,8 +6,18 @@ shapes, whose leaves in ``flatten`` order (dict keys sorted, as ``jax.tree_util`
 flattens) are the order the file codes tensors in. ``gmn_forward`` / ``lsn_forward``
 are the synthesis in float32, equal to the Flax forward within float tolerance
 (tests/test_decoder.py); they only shape pixels, never the parse (DESIGN §2.6).
+
+Two implementations of the synthesis: the compiled kernels of ``_synth.c`` (built by
+``pip install -e .``; per-pixel programs run on blocks of 32 pixels held in cache, see
+``_Program``) and the plain NumPy ``*_reference`` functions. ``upsample_stack``,
+``gmn_forward`` and ``lsn_forward`` use the compiled kernels when the extension is
+importable (``MORIC_SYNTHESIS=numpy`` forces the reference); both are tested against
+each other and against the Flax forward.
 """
 from __future__ import annotations
+
+import functools
+import os
 
 import numpy as np
 
@@ -111,19 +121,42 @@ def _dense_apply(p: dict, x: np.ndarray) -> np.ndarray:
   return y
 
 
-def upsample_stack(symbol_grids: list[np.ndarray], q_step: float, height: int,
+@functools.lru_cache(maxsize=64)
+def _two_taps(out_size: int, in_size: int) -> tuple[np.ndarray, ...]:
+  """Bilinear resampling as two taps per output: ``(i0, i1, w0, w1)`` with
+  ``out = w0 * x[i0] + w1 * x[i1]`` (the nonzeros of ``grids.upsampling_matrix``)."""
+  m = grids.upsampling_matrix(out_size, in_size)
+  if np.count_nonzero(m, axis=1).max() > 2:
+    raise ValueError("bilinear downsampling is not a two-tap filter")
+  i0 = np.argmax(m != 0, axis=1)
+  i1 = np.minimum(i0 + 1, in_size - 1)
+  rows = np.arange(out_size)
+  w0 = m[rows, i0]
+  w1 = np.where(i1 != i0, m[rows, i1], 0.0).astype(np.float32)
+  out = (i0.astype(np.int64), i1.astype(np.int64), np.ascontiguousarray(w0, np.float32), w1)
+  for a in out:
+    a.setflags(write=False)
+  return out
+
+
+def upsample_stack_reference(symbol_grids: list[np.ndarray], q_step: float, height: int,
                    width: int) -> np.ndarray:
-  """Integer grids -> ``(H * W, L)`` float32 stack of ``q_step * symbol`` upsampled."""
+  """Integer grids -> ``(H * W, L)`` float32 stack of ``q_step * symbol`` upsampled
+  (separable bilinear, two taps per axis: the sparse form of ``latents.upsample_stack``)."""
   out = np.empty((height, width, len(symbol_grids)), np.float32)
   for k, g in enumerate(symbol_grids):
     g = np.asarray(g, np.float32) * np.float32(q_step)
-    uh = grids.upsampling_matrix(height, g.shape[0])
-    uw = grids.upsampling_matrix(width, g.shape[1])
-    out[:, :, k] = (uh @ g) @ uw.T
+    if g.shape == (height, width):
+      out[:, :, k] = g
+      continue
+    r0, r1, a0, a1 = _two_taps(height, g.shape[0])
+    c0, c1, b0, b1 = _two_taps(width, g.shape[1])
+    rows = g[r0] * a0[:, None] + g[r1] * a1[:, None]               # (H, w_k)
+    out[:, :, k] = rows[:, c0] * b0[None, :] + rows[:, c1] * b1[None, :]
   return out.reshape(height * width, -1)
 
 
-def gmn_forward(params: dict, stack: np.ndarray, arch, scheme: str, mod_width: int,
+def gmn_forward_reference(params: dict, stack: np.ndarray, arch, scheme: str, mod_width: int,
                 activation: str) -> list[np.ndarray]:
   """``(N, L)`` stack -> one ``(N, c_k)`` modulation signal per LSN layer."""
   p = params["params"]
@@ -148,7 +181,7 @@ def _shifted_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
   return out
 
 
-def lsn_forward(params: dict, stack: np.ndarray, signals: list[np.ndarray] | None,
+def lsn_forward_reference(params: dict, stack: np.ndarray, signals: list[np.ndarray] | None,
                 height: int, width: int, arch, scheme: str) -> np.ndarray:
   """``(N, L)`` stack (``N = height * width``) -> ``(height, width, 3)`` float32."""
   p = params["params"]
@@ -169,4 +202,162 @@ def lsn_forward(params: dict, stack: np.ndarray, signals: list[np.ndarray] | Non
   for i in range(arch.lsn_num_res_convs):
     conv = p[f"ResidualConv_{i}"]
     x = x + _shifted_conv(_act(act, x.copy()), conv["kernel"]) + conv["bias"][:, None, None]
+  return np.transpose(x, (1, 2, 0))
+
+
+# ----------------------------------------------------------------------------------
+# Compiled fast path (``_synth.c``).
+
+def _load_kernels():
+  if os.environ.get("MORIC_SYNTHESIS", "").lower() == "numpy":
+    return None
+  try:
+    from moric_jax.decoder import _synth
+  except ImportError:
+    return None
+  return _synth
+
+
+_synth = _load_kernels()
+_ACT_CODES = {"relu": 0, "gelu": 1}
+_LOAD, _DENSE, _ACT, _FILM, _STORE = 1, 2, 3, 4, 5
+
+
+def compiled() -> bool:
+  """Whether the compiled synthesis kernels are in use."""
+  return _synth is not None
+
+
+class _Program:
+  """A per-pixel program for ``_synth.mlp``: a register file of rows (one value per
+  pixel of a block), input loads, dense layers, FiLM, activations, output stores."""
+
+  def __init__(self):
+    self.ops: list[int] = []
+    self.index_lists: list[list[int]] = []
+    self.dense_at: list[int] = []
+    self.blob: list[np.ndarray] = []
+    self.blob_size = 0
+    self.num_rows = 0
+
+  def rows(self, n: int) -> list[int]:
+    r = list(range(self.num_rows, self.num_rows + n))
+    self.num_rows += n
+    return r
+
+  def load(self, array_index: int, cols: int) -> list[int]:
+    r = self.rows(cols)
+    self.ops += [_LOAD, array_index, cols, r[0] if r else 0]
+    return r
+
+  def dense(self, p: dict, inputs: list[int]) -> list[int]:
+    kernel = np.asarray(p["kernel"], np.float32)
+    bias = np.asarray(p["bias"], np.float32)
+    nin, nout = kernel.shape
+    if nin != len(inputs) or bias.shape != (nout,):
+      raise ValueError(f"dense layer of shape {kernel.shape} fed {len(inputs)} inputs")
+    out = self.rows(nout)
+    self.dense_at.append(len(self.ops))
+    self.index_lists.append(list(inputs))
+    self.ops += [_DENSE, nin, nout, out[0] if out else 0, 0, self.blob_size]
+    self.blob += [kernel.ravel(), bias]
+    self.blob_size += kernel.size + bias.size
+    return out
+
+  def act(self, rows: list[int], name: str) -> list[int]:
+    if rows:
+      self.ops += [_ACT, rows[0], len(rows), _ACT_CODES[name]]
+    return rows
+
+  def film(self, z: list[int], gamma: list[int], beta: list[int]) -> list[int]:
+    if z:
+      self.ops += [_FILM, z[0], gamma[0], beta[0], len(z)]
+    return z
+
+  def store(self, rows: list[int], array_index: int) -> None:
+    self.ops += [_STORE, rows[0] if rows else 0, len(rows), array_index]
+
+  def run(self, inputs: list[np.ndarray], outputs: list[np.ndarray], n: int) -> None:
+    ops = list(self.ops) + [0]
+    for at, idx in zip(self.dense_at, self.index_lists):
+      ops[at + 4] = len(ops)
+      ops += idx
+    blob = np.concatenate(self.blob) if self.blob else np.zeros(1, np.float32)
+    _synth.mlp(np.asarray(ops, np.int32), blob, inputs, outputs, int(n))
+
+
+def _float2d(x: np.ndarray) -> np.ndarray:
+  x = np.asarray(x)
+  return x if x.dtype == np.float32 else x.astype(np.float32)
+
+
+def upsample_stack(symbol_grids: list[np.ndarray], q_step: float, height: int,
+                   width: int) -> np.ndarray:
+  """Integer grids -> ``(H * W, L)`` float32 stack of ``q_step * symbol`` bilinearly
+  upsampled (compiled ``upsample_stack_reference``)."""
+  if _synth is None:
+    return upsample_stack_reference(symbol_grids, q_step, height, width)
+  out = np.empty((height * width, len(symbol_grids)), np.float32)
+  for k, g in enumerate(symbol_grids):
+    g = np.asarray(g)
+    if g.dtype != np.int32:
+      g = g.astype(np.int32)
+    r0, r1, a0, a1 = _two_taps(height, g.shape[0])
+    c0, c1, b0, b1 = _two_taps(width, g.shape[1])
+    _synth.upsample(g, float(q_step), r0, r1, a0, a1, c0, c1, b0, b1, out[:, k])
+  return out
+
+
+def gmn_forward(params: dict, stack: np.ndarray, arch, scheme: str, mod_width: int,
+                activation: str) -> list[np.ndarray]:
+  """``(N, L)`` stack -> one ``(N, c_k)`` modulation signal per LSN layer."""
+  if _synth is None:
+    return gmn_forward_reference(params, stack, arch, scheme, mod_width, activation)
+  p = params["params"]
+  stack = _float2d(stack)
+  n = stack.shape[0]
+  widths = signal_widths(arch, scheme, mod_width)
+  prog = _Program()
+  f = prog.load(0, stack.shape[1])
+  outs = [np.empty((n, c), np.float32) for c in widths]
+  for k in range(len(widths)):
+    f = prog.act(prog.dense(p[f"Dense_{2 * k}"], f), activation)
+    prog.store(prog.dense(p[f"Dense_{2 * k + 1}"], f), k)
+  prog.run([stack], outs, n)
+  return outs
+
+
+def lsn_forward(params: dict, stack: np.ndarray, signals: list[np.ndarray] | None,
+                height: int, width: int, arch, scheme: str) -> np.ndarray:
+  """``(N, L)`` stack (``N = height * width``) -> ``(height, width, 3)`` float32."""
+  if _synth is None:
+    return lsn_forward_reference(params, stack, signals, height, width, arch, scheme)
+  p = params["params"]
+  act = arch.lsn_activation
+  stack = _float2d(stack)
+  n = height * width
+  if stack.shape[0] != n:
+    raise ValueError(f"stack has {stack.shape[0]} rows for {height}x{width} pixels")
+  sig_in = [] if scheme == "none" or signals is None else [_float2d(s) for s in signals]
+  prog = _Program()
+  h = prog.load(0, stack.shape[1])
+  sig = [prog.load(1 + k, s.shape[1]) for k, s in enumerate(sig_in)]
+  if scheme == "concat_input":
+    h = h + sig[0]
+  for k in range(len(arch.lsn_hidden)):
+    if scheme == "progressive_concat":
+      h = h + sig[k]
+    z = prog.dense(p[f"Dense_{k}"], h)
+    if scheme == "film":
+      half = len(sig[k]) // 2
+      z = prog.film(z, sig[k][:half], sig[k][half:])
+    h = prog.act(z, act)
+  x = np.empty((3, height, width), np.float32)
+  prog.store(prog.dense(p[f"Dense_{len(arch.lsn_hidden)}"], h), 0)
+  prog.run([stack] + sig_in, [x.reshape(3, n).T], n)
+  if arch.lsn_num_res_convs:
+    convs = [p[f"ResidualConv_{i}"] for i in range(arch.lsn_num_res_convs)]
+    kernels = np.ascontiguousarray(np.stack([c["kernel"] for c in convs]), np.float32)
+    biases = np.ascontiguousarray(np.stack([c["bias"] for c in convs]), np.float32)
+    _synth.res_convs(x, kernels, biases, _ACT_CODES[act])
   return np.transpose(x, (1, 2, 0))
