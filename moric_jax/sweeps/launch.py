@@ -222,6 +222,7 @@ class JobRunner:
     finally:
       ctx.close_bar()
     status.unlink(missing_ok=True)
+    (out / "jobs" / f"{safe_name(job.name)}.error.txt").unlink(missing_ok=True)
     return ctx.keys
 
   def checkpoint(self, *args, **kwargs):
@@ -306,9 +307,10 @@ def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
       try:
         runner(job)
       except Exception as e:  # one job's failure does not stop the sweep
-        logger.debug("job %s failed:\n%s", job.name, traceback.format_exc())
-        failed.append((job.name, _one_line(e), ""))
-        echo(f"job {job.name} failed: {_one_line(e)}")
+        log = out / "jobs" / f"{safe_name(job.name)}.error.txt"
+        image_io.atomic_write_bytes(log, traceback.format_exc().encode())
+        failed.append((job.name, _one_line(e), str(log)))
+        echo(f"job {job.name} failed: {_one_line(e)} (traceback: {log})")
     return LaunchReport(launcher, len(jobs), failed, [], True)
 
   folder = out / "submitit"
