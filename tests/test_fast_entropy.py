@@ -98,17 +98,46 @@ def make_latents(rng, shapes, scale=0.7, coded=None):
   return grids
 
 
-def decode_all(data, iarm, shapes, rows, cols, coded):
-  """(fast, reference on the numba decoder, reference on constriction) -> results."""
+def _backends():
+  """Compiled kernels to check: C with AVX2 ARM, C with the plain-integer ARM, numba."""
   out = []
-  for kind in ("fast", "ref_guarded", "ref_constriction"):
+  try:
+    from moric_jax.coding import _ans
+    out += [("c", True), ("c", False)] if _ans.has_simd() else [("c", False)]
+  except ImportError:
+    pass
+  try:
+    import numba  # noqa: F401
+    out.append(("numba", True))
+  except ImportError:
+    pass
+  return out
+
+
+BACKENDS = _backends()
+
+
+def test_compiled_ans_is_built():
+  """``pip install -e .`` builds ``coding/_ans`` (the cold path never imports numba)."""
+  assert fast_ans.backend() == "c", "moric_jax.coding._ans is not built (pip install -e .)"
+
+
+def decode_all(data, iarm, shapes, rows, cols, coded):
+  """(compiled kernels of every backend, reference on the guarded decoder, reference on
+  constriction) -> results."""
+  out = []
+  for kind in [f"fast_{b}_{s}" for b, s in BACKENDS] + ["ref_guarded", "ref_constriction"]:
     try:
       if kind == "ref_constriction":
         dec = rans.new_decoder(data)
       else:
         dec = rans.GuardedDecoder(data, "latents")
-      fn = wavefront.decode_latents if kind == "fast" else wavefront.decode_latents_reference
-      g = fn(dec, iarm, shapes, rows, cols, coded=coded)
+      if kind.startswith("fast"):
+        _, backend, simd = kind.split("_")
+        with fast_ans.forced(backend, simd == "True"):
+          g = wavefront.decode_latents(dec, iarm, shapes, rows, cols, coded=coded)
+      else:
+        g = wavefront.decode_latents_reference(dec, iarm, shapes, rows, cols, coded=coded)
       rest = dec.get_compressed() if kind == "ref_constriction" else dec.remaining_words()
       out.append(("ok", g, np.asarray(rest, np.uint32)))
     except BitstreamError as e:
