@@ -74,7 +74,8 @@ def write_file(result, model_config, mode: int = bitstream.MODE_RGB8
 
 
 def encode(image, config, on_chunk: Callable | None = None,
-           labels: np.ndarray | None = None) -> tuple[bytes, dict]:
+           labels: np.ndarray | None = None,
+           on_plan: Callable[[dict], None] | None = None) -> tuple[bytes, dict]:
   """Encodes an image (``(H, W, 3)`` uint8 or float in [0, 1]) with ``config``.
 
   Regions (MoRIC): ``labels`` ``(H, W)`` ints (0 = background, 1..N objects), else
@@ -86,7 +87,10 @@ def encode(image, config, on_chunk: Callable | None = None,
 
   A 2-D ``(H, W)`` (or ``(H, W, 1)``) image is coded as grey (header mode ``L8``; the
   networks see it as three equal channels) and decodes to ``(H, W) uint8``. Images
-  above ``config.max_pixels`` pixels are refused with ``ImageError``.
+  above ``config.max_pixels`` pixels are refused with ``ImageError``; encodes whose
+  estimated memory (``train.resources``) exceeds the machine's, or
+  ``config.max_memory_bytes``, with ``ResourceError``, before training. ``on_plan``
+  receives that estimate (``bytes``, ``seconds``, ``available``) first.
 
   Returns ``(data, info)``; ``info`` has ``bpp`` (file bits / pixels; object-only:
   over the object pixels), ``bpp_estimated`` (ideal bits under the integer model /
@@ -114,6 +118,10 @@ def encode(image, config, on_chunk: Callable | None = None,
   labels, auto = _region_labels(image, config, labels)
   if labels is not None and labels.max() == 0:
     labels = None
+  from moric_jax.train import resources
+  plan = resources.check(h, w, config, 1 if labels is None else int(labels.max()) + 1)
+  if on_plan is not None:
+    on_plan(plan)
   result = compress.compress_image(image, config, on_chunk=on_chunk, labels=labels)
   data, info_d = package(image, result, config, grey=grey)
   if auto and labels is not None:

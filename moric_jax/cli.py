@@ -99,6 +99,10 @@ def cmd_encode(args) -> int:
     config.num_steps = args.steps
   if args.max_pixels is not None:
     config.max_pixels = args.max_pixels
+  if args.max_memory_gb is not None:
+    if not args.max_memory_gb > 0:
+      raise UserError(f"--max-memory-gb must be > 0, got {args.max_memory_gb}")
+    config.max_memory_bytes = int(args.max_memory_gb * 1e9)
   _apply_region_flags(args, config)
   if args.checkpoint_dir:
     if args.checkpoint_every is not None and args.checkpoint_every < 1:
@@ -116,13 +120,24 @@ def cmd_encode(args) -> int:
   on_chunk = None
   if not args.json:
     from tqdm import tqdm
-    bar = tqdm(total=int(config.num_steps), desc="encode", unit="step", file=sys.stderr)
 
     def on_chunk(stats):
+      nonlocal bar
+      if bar is None or stats.step < bar.n:   # a new training run (auto regions)
+        if bar is not None:
+          bar.close()
+        bar = tqdm(total=int(config.num_steps), desc="encode", unit="step",
+                   file=sys.stderr)
       bar.update(stats.step - bar.n)
       bar.set_postfix(psnr=f"{stats.psnr:.2f}", bpp=f"{stats.bpp:.3f}", phase=stats.phase)
+  def on_plan(plan):
+    if not args.json:
+      print(f"moric encode: {image.shape[1]}x{image.shape[0]}: estimated peak memory "
+            f"{plan['bytes'] / 1e9:.1f} GB of {plan['available'] / 1e9:.1f} GB, training "
+            f"about {plan['seconds'] / 60:.1f} min on 2 CPU cores", file=sys.stderr)
+
   try:
-    data, info = api.encode(image, config, on_chunk=on_chunk)
+    data, info = api.encode(image, config, on_chunk=on_chunk, on_plan=on_plan)
   finally:
     if bar is not None:
       bar.close()
@@ -274,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument("--steps", type=int)
   e.add_argument("--max-pixels", type=_pixel_limit, metavar="N",
                  help="refuse images with more pixels (default: config.max_pixels)")
+  e.add_argument("--max-memory-gb", type=float, metavar="GB",
+                 help="refuse encodes estimated to need more memory (default: what the "
+                      "machine has available)")
   e.add_argument("--checkpoint-dir", metavar="DIR",
                  help="save training state here; rerunning the same command resumes")
   e.add_argument("--checkpoint-every", type=int, metavar="STEPS",
@@ -344,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-  from moric_jax.errors import BitstreamError
+  from moric_jax.errors import BitstreamError, ResourceError
   from moric_jax.image_io import ImageError
   # Library warnings (resumed checkpoint, rolled-back diverging steps) as one line each.
   handler = logging.StreamHandler(sys.stderr)
@@ -354,7 +372,7 @@ def _run(args) -> int:
   lib_logger.propagate = False
   try:
     return args.func(args)
-  except (UserError, BitstreamError, ImageError) as e:
+  except (UserError, BitstreamError, ImageError, ResourceError) as e:
     print(f"moric {args.command}: error: {e}", file=sys.stderr)
     return EXIT_USER_ERROR
   except OSError as e:  # unwritable output, disk full, ...

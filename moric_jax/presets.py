@@ -15,6 +15,7 @@ def default() -> ml_collections.ConfigDict:
   config.lmbda = 0.002          # RD trade-off: loss = MSE + lmbda * bpp.
   config.num_steps = 400        # Total overfitting steps (soft + straight-through).
   config.max_pixels = 4096 * 4096
+  config.max_memory_bytes = 0   # Refuse encodes estimated to need more (0 = machine's).
 
   config.model = ml_collections.ConfigDict()
   config.model.latents = dict(num_grids=7, q_step=0.4, base_gain=20.0, gain_growth=1.0)
@@ -42,6 +43,11 @@ def default() -> ml_collections.ConfigDict:
   config.train.kumaraswamy = (2.0, 1.0)    # Noise shape a: 1 = uniform.
   config.train.weight_delta = 1.0 / 128    # Step used to estimate weight bits in the loss.
   config.train.chunk_size = 50             # Steps fused in one jit-compiled lax.scan.
+  # Memory bounds for large images: above these sizes the LSNs run in row bands of
+  # ~band_pixels pixels and the ARM in chunks of arm_chunk latents, rematerialised in
+  # the backward pass (jax.checkpoint). Smaller images run whole (fastest).
+  config.train.band_pixels = 1 << 19
+  config.train.arm_chunk = 1 << 19
 
   # Resumable encodes: orbax checkpoints of the training state ("" = off).
   config.checkpoint = ml_collections.ConfigDict(dict(dir="", every_steps=200))

@@ -89,13 +89,35 @@ def to_canvas(grids: list[jax.Array], rows: int, cols: int) -> tuple[jax.Array, 
   return canvas, mask
 
 
-def grids_bits(arm_apply, arm_params, grids: list[jax.Array], rows: int, cols: int
-               ) -> jax.Array:
+def grids_bits(arm_apply, arm_params, grids: list[jax.Array], rows: int, cols: int,
+               chunk: int = 0) -> jax.Array:
   """Per-symbol bits of all grids, concatenated in grid-major raster order ``(N,)``.
 
   ``grids`` are in symbol units (integers at coding time, noisy/soft while training).
+  ``chunk > 0`` and ``N > chunk``: the contexts are gathered from the zero-padded
+  canvas chunk by chunk inside ``jax.checkpoint`` (``lax.map``), so neither the
+  ``(N, C)`` contexts nor the MLP's activations of all latents are kept for the
+  backward pass (training memory O(N) with a small constant).
   """
-  ctx = jnp.concatenate([extract_contexts(g, rows, cols) for g in grids], axis=0)
-  vals = jnp.concatenate([g.reshape(-1) for g in grids], axis=0)
-  mu, raw = arm_apply(arm_params, ctx)
-  return laplace_bin_bits(vals, mu, scale_from_raw(raw))
+  n = sum(int(np.prod(g.shape)) for g in grids)
+  if not chunk or n <= chunk:
+    ctx = jnp.concatenate([extract_contexts(g, rows, cols) for g in grids], axis=0)
+    vals = jnp.concatenate([g.reshape(-1) for g in grids], axis=0)
+    mu, raw = arm_apply(arm_params, ctx)
+    return laplace_bin_bits(vals, mu, scale_from_raw(raw))
+  canvas, _ = to_canvas(grids, rows, cols)
+  (_, wc), places = canvas_layout([tuple(g.shape) for g in grids], rows, cols)
+  pos = np.concatenate([((t + np.arange(g.shape[0]))[:, None] * wc + l
+                         + np.arange(g.shape[1])[None, :]).ravel()
+                        for g, (t, l) in zip(grids, places)])
+  num = -(-n // chunk)
+  pos = np.concatenate([pos, np.full(num * chunk - n, pos[0])]).reshape(num, chunk)
+  offsets = np.array([dy * wc + dx for dy, dx in context_offsets(rows, cols)], np.int64)
+  flat = canvas.reshape(-1)
+
+  def one_chunk(p):
+    mu, raw = arm_apply(arm_params, flat[p[:, None] + offsets[None, :]])
+    return laplace_bin_bits(flat[p], mu, scale_from_raw(raw))
+
+  bits = jax.lax.map(jax.checkpoint(one_chunk), jnp.asarray(pos, jnp.int32))
+  return bits.reshape(-1)[:n]

@@ -71,12 +71,18 @@ class Codec:
   gmn: GMN | None
   layout: Layout
   layer0_weight: float = 0.0
+  band_pixels: int = 0     # > 0: LSNs run in rematerialised row bands of ~this size
+  arm_chunk: int = 0       # > 0: the ARM runs in rematerialised chunks of latents
+
 
   @classmethod
   def from_config(cls, model_config: ml_collections.ConfigDict, height: int, width: int,
                   decoded_masks: list[np.ndarray] = (), object_only: bool = False,
-                  layer0_weight: float = 0.0) -> "Codec":
-    """``decoded_masks``: object masks (``(H, W)`` bool) as the decoder gets them."""
+                  layer0_weight: float = 0.0, band_pixels: int = 0,
+                  arm_chunk: int = 0) -> "Codec":
+    """``decoded_masks``: object masks (``(H, W)`` bool) as the decoder gets them;
+    ``band_pixels`` / ``arm_chunk``: memory bounds of the synthesis (``render``) and
+    of the ARM (``arm.grids_bits``); 0 = no bound (fastest for small images)."""
     lat = model_config.latents
     layout = make_layout(list(decoded_masks), height, width, lat.num_grids, object_only)
     scheme = effective_scheme(model_config, layout.num_regions)
@@ -96,7 +102,8 @@ class Codec:
         context_rows=model_config.arm_context.rows,
         context_cols=model_config.arm_context.cols,
         arm=arm_lib.ARM(**model_config.arm), lsn=lsn, gmn=gmn, layout=layout,
-        layer0_weight=float(layer0_weight) if layout.num_regions > 1 else 0.0)
+        layer0_weight=float(layer0_weight) if layout.num_regions > 1 else 0.0,
+        band_pixels=int(band_pixels), arm_chunk=int(arm_chunk))
 
   @property
   def num_regions(self) -> int:
@@ -155,6 +162,36 @@ class Codec:
     """Hard-rounded integer symbols of each grid (what the file codes)."""
     return [jnp.round(s).astype(jnp.int32) for s in self.symbols(latents)]
 
+  def render(self, lsn_params, stack: jax.Array, sig: list[jax.Array] | None
+             ) -> jax.Array:
+    """One LSN over ``(h, w, L)`` latents (and signals) -> ``(h, w, 3)``.
+
+    With ``band_pixels`` smaller than the box, the box is cut into row bands (each
+    with a halo of ``num_res_convs * (kernel_size // 2)`` rows, fed to the residual
+    convolutions as zeros outside the box, so the result is the same) evaluated by
+    ``lax.map`` under ``jax.checkpoint``: the backward pass recomputes one band at a
+    time, so training memory no longer grows with the LSN's activations of the whole
+    frame.
+    """
+    h, w = stack.shape[:2]
+    band = max(1, self.band_pixels // max(w, 1)) if self.band_pixels else h
+    if band >= h:
+      return self.lsn.apply(lsn_params, stack, sig)
+    halo = self.lsn.num_res_convs * (self.lsn.kernel_size // 2)
+    nb = -(-h // band)
+    pad = ((halo, nb * band - h + halo), (0, 0), (0, 0))
+    rows = np.arange(nb)[:, None] * band + np.arange(band + 2 * halo)[None, :]
+    valid = jnp.asarray((rows >= halo) & (rows < halo + h))
+    xs = jnp.pad(stack, pad)[rows]
+    ss = None if sig is None else [jnp.pad(s, pad)[rows] for s in sig]
+
+    def one_band(args):
+      x, s, v = args
+      return self.lsn.apply(lsn_params, x, s, row_valid=v)[halo:halo + band]
+
+    out = jax.lax.map(jax.checkpoint(one_band), (xs, ss, valid))
+    return out.reshape(nb * band, w, 3)[:h]
+
   def synthesize(self, net_params: dict, symbol_grids: list[jax.Array],
                  layers: int | None = None) -> tuple[jax.Array, jax.Array | None]:
     """Symbol grids -> ``(image, layer-0 image or None)``, ``(H, W, 3)`` unclipped.
@@ -171,12 +208,12 @@ class Codec:
     x = jnp.zeros((self.height, self.width, 3), stack.dtype)
     for j, r in enumerate(rendered[:n]):
       if r == 0:
-        out0 = x = self.lsn.apply(net_params["lsn"][j], stack, sig)
+        out0 = x = self.render(net_params["lsn"][j], stack, sig)
         continue
       t, l, h, w = self.layout.boxes[r]
       box = lambda a: a[t:t + h, l:l + w]
-      out = self.lsn.apply(net_params["lsn"][j], box(stack),
-                           None if sig is None else [box(s) for s in sig])
+      out = self.render(net_params["lsn"][j], box(stack),
+                        None if sig is None else [box(s) for s in sig])
       patch = jnp.where(self.layout.box_mask(r)[..., None], out, box(x))
       x = x.at[t:t + h, l:l + w].set(patch)
     return x, out0
@@ -184,7 +221,7 @@ class Codec:
   def region_latent_bits(self, arm_params, symbol_grids: list[jax.Array]) -> jax.Array:
     """``(R,)`` bits of the latents each region owns, under the float ARM."""
     bits = arm_lib.grids_bits(self.arm.apply, arm_params, symbol_grids,
-                              self.context_rows, self.context_cols)
+                              self.context_rows, self.context_cols, self.arm_chunk)
     coded = self._coded_flat()
     if coded is not None:
       bits = bits * coded

@@ -68,17 +68,24 @@ shifted_conv.defvjp(_shifted_conv_fwd, _shifted_conv_bwd)
 
 
 class ResidualConv(nn.Module):
-  """Planar ``(C, H, W)``: ``x + conv(act(x)) + b``, zero-initialised (identity at start)."""
+  """Planar ``(C, H, W)``: ``x + conv(act(x)) + b``, zero-initialised (identity at start).
+
+  ``row_valid`` ``(H,)`` bool: rows outside the image (halo rows of a band, see
+  ``Codec``) feed zeros to the convolution, as the image's own zero padding would.
+  """
   kernel_size: int = 3
   activation: str = "gelu"
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, row_valid: jax.Array | None = None) -> jax.Array:
     c = x.shape[0]
     kernel = self.param("kernel", nn.initializers.zeros,
                         (self.kernel_size, self.kernel_size, c, c))
     bias = self.param("bias", nn.initializers.zeros, (c,))
-    return x + shifted_conv(ACTIVATIONS[self.activation](x), kernel) + bias[:, None, None]
+    a = ACTIVATIONS[self.activation](x)
+    if row_valid is not None:
+      a = jnp.where(row_valid[None, :, None], a, 0.0)
+    return x + shifted_conv(a, kernel) + bias[:, None, None]
 
 
 class LSN(nn.Module):
@@ -90,9 +97,10 @@ class LSN(nn.Module):
   modulation: str = "none"   # modulation.SCHEMES
 
   @nn.compact
-  def __call__(self, latents: jax.Array, signals: Sequence[jax.Array] | None = None
-               ) -> jax.Array:
-    """``signals``: the GMN's per-layer modulation (``None`` for scheme ``none``)."""
+  def __call__(self, latents: jax.Array, signals: Sequence[jax.Array] | None = None,
+               row_valid: jax.Array | None = None) -> jax.Array:
+    """``signals``: the GMN's per-layer modulation (``None`` for scheme ``none``);
+    ``row_valid``: ``(H,)`` bool, rows that lie inside the image (``ResidualConv``)."""
     act = ACTIVATIONS[self.activation]
     scheme = self.modulation if signals is not None else "none"
     h = latents
@@ -110,6 +118,6 @@ class LSN(nn.Module):
     if self.num_res_convs:
       x = jnp.transpose(x, (2, 0, 1))
       for _ in range(self.num_res_convs):
-        x = ResidualConv(self.kernel_size, self.activation)(x)
+        x = ResidualConv(self.kernel_size, self.activation)(x, row_valid)
       x = jnp.transpose(x, (1, 2, 0))
     return x

@@ -18,7 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from moric_jax import image_io
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit as overfit_lib
-from moric_jax.train.compress import CompressResult, finalize
+from moric_jax.train.compress import CompressResult, finalize, memory_bounds
 
 
 def _stack(tree, n: int):
@@ -86,7 +86,7 @@ def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
   t0 = time.perf_counter()
   image = image_io.validate_image(image)
   height, width = image.shape[:2]
-  codec = Codec.from_config(config.model, height, width)
+  codec = Codec.from_config(config.model, height, width, **memory_bounds(config))
   evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config)
   trained = overfit_batched(codec, image, config, lmbdas,
                             jax.random.PRNGKey(int(config.seed)), devices=devices,

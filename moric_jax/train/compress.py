@@ -78,6 +78,12 @@ def decoded_params(codec: Codec, int_weights: dict, deltas: dict,
   return p
 
 
+def memory_bounds(config: ml_collections.ConfigDict) -> dict:
+  """``band_pixels`` / ``arm_chunk`` of ``config.train`` (0 when absent)."""
+  return {"band_pixels": int(config.train.get("band_pixels", 0) or 0),
+          "arm_chunk": int(config.train.get("arm_chunk", 0) or 0)}
+
+
 def build_codec(image: np.ndarray, config: ml_collections.ConfigDict,
                 labels: np.ndarray | None = None
                 ) -> tuple[Codec, list[bytes], np.ndarray]:
@@ -93,7 +99,7 @@ def build_codec(image: np.ndarray, config: ml_collections.ConfigDict,
     raise image_io.ImageError("--object-only needs object masks (--masks FILE)")
   try:
     codec = Codec.from_config(config.model, h, w, decoded, bool(rs.object_only),
-                              rs.layer0_weight)
+                              rs.layer0_weight, **memory_bounds(config))
     lmbdas = codec.lmbda_array(
         config.lmbda, masks_lib.parse_region_lmbdas(rs.lmbdas, codec.num_regions))
   except ValueError as e:   # a region hidden by later ones, bad per-region lambdas
