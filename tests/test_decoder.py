@@ -135,3 +135,42 @@ def test_compiled_synthesis_rejects_bad_programs():
   with pytest.raises(TypeError):
     _synth.mlp(np.array([0], np.int32), np.zeros(1, np.float32), [x.astype(np.float64)],
                [x], 4)
+
+
+@pytest.mark.parametrize("out_size,in_size", [(1, 1), (2, 1), (5, 3), (7, 4), (512, 8),
+                                              (768, 384), (999, 500), (13, 13), (10, 1)])
+def test_two_taps_are_the_upsampling_matrix(out_size, in_size):
+  i0, i1, w0, w1 = networks._two_taps(out_size, in_size)
+  dense = np.zeros((out_size, in_size), np.float32)
+  rows = np.arange(out_size)
+  dense[rows, i0] += w0
+  dense[rows, i1] += w1
+  assert np.array_equal(dense, networks.grids.upsampling_matrix(out_size, in_size))
+
+
+@pytest.mark.parametrize("scheme,object_only", [("progressive_concat", False),
+                                                ("film", False), ("none", False),
+                                                ("concat_input", True)])
+def test_compose_equals_box_rendering(scheme, object_only, monkeypatch):
+  """compose.synthesize_float (each LSN only where it shows) == decode.synthesize_float
+  (each LSN over its whole box), bit for bit, for every layer count; also without the
+  compiled kernels."""
+  from moric_jax.decoder import compose
+  h, w = 41, 37
+  m1 = np.zeros((h, w), bool)
+  m1[5:30, 4:20] = True
+  m2 = np.zeros((h, w), bool)
+  m2[18:40, 12:36] = True
+  m2[0:3, 30:37] = True
+  data, *_ = synthetic_file(h, w, masks=[m1, m2], modulation=scheme,
+                            object_only=object_only)
+  f, masks, layout = decoder.parse(data)
+  ints, deltas, symbols = decoder.decode_payloads(f, layout, len(f.layers))
+  for n in range(1, len(layout.rendered) + 1):
+    want = decoder.synthesize_float(f, layout, ints, deltas, symbols, n)
+    got = compose.synthesize_float(f, layout, ints, deltas, symbols, n)
+    assert got.shape == want.shape == (h, w, 3)
+    assert np.array_equal(got, want)
+  monkeypatch.setattr(networks, "_synth", None)
+  ref = compose.synthesize_float(f, layout, ints, deltas, symbols, len(layout.rendered))
+  np.testing.assert_allclose(ref, want, atol=2e-5)

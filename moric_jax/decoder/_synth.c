@@ -191,9 +191,12 @@ typedef struct {
 CLONES
 static void run_mlp(const int32_t *ops, Py_ssize_t n_ops, const float *blob,
                     const Col2D *ins, const Col2D *outs, Py_ssize_t n,
+                    const int64_t *in_index, const int64_t *out_index,
                     float (*rows)[BLOCK]) {
   for (Py_ssize_t i0 = 0; i0 < n; i0 += BLOCK) {
     const int m = (int)(n - i0 < BLOCK ? n - i0 : BLOCK);
+    const int64_t *ii = in_index ? in_index + i0 : NULL;
+    const int64_t *oi = out_index ? out_index + i0 : NULL;
     Py_ssize_t k = 0;
     while (k < n_ops) {
       const int32_t op = ops[k];
@@ -205,7 +208,10 @@ static void run_mlp(const int32_t *ops, Py_ssize_t n_ops, const float *blob,
           float *r = rows[dst + c];
           const float *s = src + (i0 * a->s0 + c * a->s1);
           int p = 0;
-          if (a->s0 == 1) {
+          if (ii) {
+            const float *sc = src + c * a->s1;
+            for (; p < m; p++) r[p] = sc[ii[p] * a->s0];
+          } else if (a->s0 == 1) {
             for (; p < m; p++) r[p] = s[p];
           } else {
             for (; p < m; p++) r[p] = s[p * a->s0];
@@ -239,7 +245,10 @@ static void run_mlp(const int32_t *ops, Py_ssize_t n_ops, const float *blob,
         for (int c = 0; c < ncols; c++) {
           const float *r = rows[src + c];
           float *d = dst + (i0 * a->s0 + c * a->s1);
-          if (a->s0 == 1) {
+          if (oi) {
+            float *dc = dst + c * a->s1;
+            for (int p = 0; p < m; p++) dc[oi[p] * a->s0] = r[p];
+          } else if (a->s0 == 1) {
             for (int p = 0; p < m; p++) d[p] = r[p];
           } else {
             for (int p = 0; p < m; p++) d[p * a->s0] = r[p];
@@ -285,11 +294,27 @@ static int get_cols(PyObject *seq, Buf **bufs, Col2D **cols, Py_ssize_t *count, 
   return 0;
 }
 
+/* Largest index + 1 (0 if empty); -1 with an error set for a negative index. */
+static Py_ssize_t index_bound(const Buf *b) {
+  const int64_t *p = b->view.buf;
+  int64_t hi = -1;
+  for (Py_ssize_t i = 0; i < b->view.shape[0]; i++) {
+    if (p[i] < 0) {
+      PyErr_SetString(PyExc_ValueError, "negative pixel index");
+      return -1;
+    }
+    if (p[i] > hi) hi = p[i];
+  }
+  return (Py_ssize_t)(hi + 1);
+}
+
 static PyObject *py_mlp(PyObject *self, PyObject *args) {
-  PyObject *ops_o, *blob_o, *ins_o, *outs_o;
+  PyObject *ops_o, *blob_o, *ins_o, *outs_o, *ii_o = Py_None, *oi_o = Py_None;
   Py_ssize_t n;
-  if (!PyArg_ParseTuple(args, "OOOOn", &ops_o, &blob_o, &ins_o, &outs_o, &n)) return NULL;
-  Buf ops = {0}, blob = {0};
+  if (!PyArg_ParseTuple(args, "OOOOn|OO", &ops_o, &blob_o, &ins_o, &outs_o, &n, &ii_o, &oi_o))
+    return NULL;
+  Buf ops = {0}, blob = {0}, iib = {0}, oib = {0};
+  Py_ssize_t in_rows = n, out_rows = n;
   Buf *ib = NULL, *ob = NULL;
   Col2D *ic = NULL, *oc = NULL;
   Py_ssize_t ni = 0, no = 0;
@@ -301,8 +326,24 @@ static PyObject *py_mlp(PyObject *self, PyObject *args) {
     PyErr_SetString(PyExc_ValueError, "ops/blob must be contiguous");
     goto done;
   }
-  if (get_cols(ins_o, &ib, &ic, &ni, 0, n) < 0) goto done;
-  if (get_cols(outs_o, &ob, &oc, &no, 1, n) < 0) goto done;
+  if (ii_o != Py_None) {
+    if (buf_get(ii_o, &iib, "lq", 8, 1, 0, "in_index") < 0) goto done;
+    if (iib.view.strides[0] != 8 || iib.view.shape[0] != n) {
+      PyErr_SetString(PyExc_ValueError, "in_index must be contiguous with n entries");
+      goto done;
+    }
+    if ((in_rows = index_bound(&iib)) < 0) goto done;
+  }
+  if (oi_o != Py_None) {
+    if (buf_get(oi_o, &oib, "lq", 8, 1, 0, "out_index") < 0) goto done;
+    if (oib.view.strides[0] != 8 || oib.view.shape[0] != n) {
+      PyErr_SetString(PyExc_ValueError, "out_index must be contiguous with n entries");
+      goto done;
+    }
+    if ((out_rows = index_bound(&oib)) < 0) goto done;
+  }
+  if (get_cols(ins_o, &ib, &ic, &ni, 0, in_rows) < 0) goto done;
+  if (get_cols(outs_o, &ob, &oc, &no, 1, out_rows) < 0) goto done;
   /* Validate the program once. */
   const int32_t *p = ops.view.buf;
   const Py_ssize_t len = ops.view.shape[0], nb = blob.view.shape[0];
@@ -351,7 +392,8 @@ static PyObject *py_mlp(PyObject *self, PyObject *args) {
     goto done;
   }
   Py_BEGIN_ALLOW_THREADS
-  run_mlp(p, k, blob.view.buf, ic, oc, n, rows);
+  run_mlp(p, k, blob.view.buf, ic, oc, n, iib.held ? iib.view.buf : NULL,
+          oib.held ? oib.view.buf : NULL, rows);
   Py_END_ALLOW_THREADS
   (void)nrows;
   ret = Py_None;
@@ -366,6 +408,8 @@ done:
   PyMem_Free(oc);
   buf_release(&ops);
   buf_release(&blob);
+  buf_release(&iib);
+  buf_release(&oib);
   return ret;
 }
 
@@ -527,7 +571,9 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"mlp", py_mlp, METH_VARARGS, "mlp(ops, blob, inputs, outputs, n): per-pixel program."},
+    {"mlp", py_mlp, METH_VARARGS,
+     "mlp(ops, blob, inputs, outputs, n[, in_index, out_index]): per-pixel program on n "
+     "pixels (pixel i reads input row in_index[i], writes output row out_index[i])."},
     {"upsample", py_upsample, METH_VARARGS,
      "upsample(grid, q, r0, r1, a0, a1, c0, c1, b0, b1, out): two-tap bilinear."},
     {"res_convs", py_res_convs, METH_VARARGS,
