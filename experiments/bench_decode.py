@@ -129,7 +129,9 @@ def main(argv=None) -> int:
   with tempfile.TemporaryDirectory() as tmp:
     files = args.files or default_files(tmp)
     files.sort(key=lambda p: (os.path.dirname(p), "regions" in os.path.basename(p), p))
-    print(f"entropy kernels: {fast_ans.backend()}, compiled synthesis: {networks.compiled()}, "
+    backend = getattr(fast_ans, "backend", lambda: "numba")()
+    compiled = getattr(networks, "compiled", lambda: False)()
+    print(f"entropy kernels: {backend}, compiled synthesis: {compiled}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, "
           f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
     print(f"{'file':52s} {'reg':>3s} {'warm min/med ms':>16s} {'parse':>5s} {'entropy':>7s} "

@@ -537,6 +537,35 @@ typedef struct {
   int64_t pos;
 } Coder;
 
+/* Contexts of the front's positions as int16 pairs into column m of XP (positions with
+ * a nonzero context only; flag[q] says which, sel their indices). Inlined with a
+ * literal n_ctx for the default ARM so that offsets live in registers. */
+static inline __attribute__((always_inline)) Py_ssize_t gather_pairs(
+    const int32_t *ctx, const int64_t *fpos, Py_ssize_t n, const int64_t *offsets,
+    const int64_t n_ctx, int32_t *XP, Py_ssize_t stride, uint8_t *flag, int64_t *sel) {
+  Py_ssize_t m = 0;
+  for (Py_ssize_t q = 0; q < n; q++) {
+    const int32_t *c = ctx + fpos[q];
+    int32_t any = 0;
+    int32_t *x = XP + m;
+    int64_t j = 0;
+    for (; j + 1 < n_ctx; j += 2) {
+      const int32_t a = c[offsets[j]], b = c[offsets[j + 1]];
+      any |= a | b;
+      x[(j / 2) * stride] = (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
+    }
+    if (j < n_ctx) {
+      const int32_t a = c[offsets[j]];
+      any |= a;
+      x[(j / 2) * stride] = (int32_t)((uint32_t)a & 0xFFFFu);
+    }
+    flag[q] = any != 0;
+    sel[m] = q;
+    m += any != 0;
+  }
+  return m;
+}
+
 static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, int64_t g,
                        int64_t wc, int64_t cols, const int64_t *offsets, int64_t n_ctx,
                        const uint8_t *keep, const Arm *arm, int64_t context_limit,
@@ -604,23 +633,8 @@ static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, 
     /* Contexts of the front; the ARM runs on the positions with a nonzero one. */
     Py_ssize_t m = 0;
     if (use_simd) {
-      for (Py_ssize_t q = 0; q < n; q++) {
-        const int32_t *c = ctx + fpos[q];
-        int32_t any = 0;
-        int64_t j = 0;
-        for (; j + 1 < n_ctx; j += 2) {
-          const int32_t a = c[offsets[j]], b = c[offsets[j + 1]];
-          any |= a | b;
-          XP[(j / 2) * stride + m] = (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
-        }
-        if (j < n_ctx) {
-          const int32_t a = c[offsets[j]];
-          any |= a;
-          XP[(j / 2) * stride + m] = (int32_t)((uint32_t)a & 0xFFFFu);
-        }
-        flag[q] = any != 0;
-        if (any) sel[m++] = q;
-      }
+      m = n_ctx == 24 ? gather_pairs(ctx, fpos, n, offsets, 24, XP, stride, flag, sel)
+                      : gather_pairs(ctx, fpos, n, offsets, n_ctx, XP, stride, flag, sel);
 #if HAVE_AVX2_PATH
       if (m) arm_avx2(arm, XP, YP, stride, m, mu32, ls32);
 #endif
