@@ -6,9 +6,9 @@
  * Integer arithmetic only. The latent ARM runs on whole wavefronts; when its weights,
  * contexts and hidden activations fit int16 (integer_arm's limits: |w| < 2^12,
  * contexts <= 2^10, hidden <= 2^13) and the accumulators int32 (wavefront.fast_ans_arm
- * passes int32 weights only then), it uses AVX2 pair multiply-adds (vpmaddwd, exact:
- * |products| < 2^26) on CPUs that have them, else plain int64 loops: the same integers
- * either way. All array arguments are checked (dtype, sizes, table rows, canvas
+ * passes int32 weights only then), it uses pair multiply-adds (AVX-512 VNNI vpdpwssd
+ * or AVX2 vpmaddwd, exact: |products| < 2^26) on CPUs that have them, else plain int64
+ * loops: the same integers either way. All array arguments are checked (dtype, sizes, table rows, canvas
  * bounds) before anything is read.
  */
 #define PY_SSIZE_T_CLEAN
@@ -31,7 +31,7 @@
 #define LUT_SHIFT (PRECISION - LUT_BITS)
 enum { OK = 0, DRY = 1 };
 
-static int simd_enabled = 1;
+static int simd_enabled = 2; /* highest SIMD level to use (set_simd) */
 
 /* ------------------------------------------------------------------------------ */
 /* Buffers. */
@@ -526,6 +526,60 @@ __attribute__((target("avx2"))) static void arm_avx2(const Arm *a, int32_t *XP, 
     }
   }
 }
+
+/* The same on 16 lanes with AVX-512 VNNI (vpdpwssd: pair multiply-add-accumulate). */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void arm_vnni(
+    const Arm *a, int32_t *XP, int32_t *YP, Py_ssize_t stride, Py_ssize_t m, int32_t *mu,
+    int32_t *ls) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i lim = _mm512_set1_epi32((int32_t)a->hidden_limit);
+  const Py_ssize_t chunks = (m + 15) / 16;
+  for (int l = 0; l < a->layers; l++) {
+    const int64_t nin = a->dims[2 * l], nout = a->dims[2 * l + 1];
+    const int64_t np_in = (nin + 1) / 2;
+    const __m128i sh = _mm_cvtsi32_si128((int)a->shifts[l]);
+    const int32_t *WP = a->wp + (Py_ssize_t)l * a->wo * a->npairs;
+    const int32_t *BP = a->bp + l * a->wo;
+    const int last = l == a->layers - 1;
+    for (int64_t o = 0; o < nout; o += 2) {
+      const int two = o + 1 < nout;
+      const int32_t *w0 = WP + o * a->npairs, *w1 = WP + (o + 1) * a->npairs;
+      const __m512i b0 = _mm512_set1_epi32(BP[o]), b1 = _mm512_set1_epi32(two ? BP[o + 1] : 0);
+      for (Py_ssize_t c = 0; c < chunks; c++) {
+        __m512i acc0 = b0, acc1 = b1;
+        const int32_t *x = XP + 16 * c;
+        if (two) {
+          for (int64_t p = 0; p < np_in; p++) {
+            const __m512i xv = _mm512_loadu_si512((const void *)(x + p * stride));
+            acc0 = _mm512_dpwssd_epi32(acc0, xv, _mm512_set1_epi32(w0[p]));
+            acc1 = _mm512_dpwssd_epi32(acc1, xv, _mm512_set1_epi32(w1[p]));
+          }
+        } else {
+          for (int64_t p = 0; p < np_in; p++) {
+            const __m512i xv = _mm512_loadu_si512((const void *)(x + p * stride));
+            acc0 = _mm512_dpwssd_epi32(acc0, xv, _mm512_set1_epi32(w0[p]));
+          }
+        }
+        acc0 = _mm512_sra_epi32(acc0, sh);
+        acc1 = _mm512_sra_epi32(acc1, sh);
+        if (last) {
+          _mm512_storeu_si512((void *)(mu + 16 * c), acc0);
+          _mm512_storeu_si512((void *)(ls + 16 * c), acc1);
+        } else {
+          acc0 = _mm512_min_epi32(_mm512_max_epi32(acc0, zero), lim);
+          acc1 = two ? _mm512_min_epi32(_mm512_max_epi32(acc1, zero), lim) : zero;
+          const __m512i packed = _mm512_or_si512(acc0, _mm512_slli_epi32(acc1, 16));
+          _mm512_storeu_si512((void *)(YP + (o / 2) * stride + 16 * c), packed);
+        }
+      }
+    }
+    if (!last) {
+      int32_t *t = XP;
+      XP = YP;
+      YP = t;
+    }
+  }
+}
 #endif
 
 /* ------------------------------------------------------------------------------ */
@@ -585,7 +639,7 @@ static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, 
   }
   /* Row stride of the front buffers: a multiple of 8 lanes, +24 so that rows do not
    * fall 4 KiB apart (4K aliasing of the strided context stores). */
-  const Py_ssize_t stride = ((max_front + 7) & ~(Py_ssize_t)7) + 24;
+  const Py_ssize_t stride = ((max_front + 15) & ~(Py_ssize_t)15) + 24;
   const Py_ssize_t rows = arm->wi > arm->wo ? arm->wi : arm->wo;
   int status_ = OK;
   int32_t *ctx = PyMem_Calloc(size ? size : 1, sizeof(int32_t));
@@ -636,7 +690,8 @@ static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, 
       m = n_ctx == 24 ? gather_pairs(ctx, fpos, n, offsets, 24, XP, stride, flag, sel)
                       : gather_pairs(ctx, fpos, n, offsets, n_ctx, XP, stride, flag, sel);
 #if HAVE_AVX2_PATH
-      if (m) arm_avx2(arm, XP, YP, stride, m, mu32, ls32);
+      if (m && use_simd == 2) arm_vnni(arm, XP, YP, stride, m, mu32, ls32);
+      else if (m) arm_avx2(arm, XP, YP, stride, m, mu32, ls32);
 #endif
       for (Py_ssize_t q = 0; q < m; q++) {
         mu[q] = mu32[q];
@@ -705,10 +760,14 @@ out:
   return status_;
 }
 
-static int cpu_has_avx2(void) {
+/* 0: plain integers, 1: AVX2, 2: AVX-512 VNNI. */
+static int cpu_simd_level(void) {
 #if HAVE_AVX2_PATH
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vnni"))
+    return 2;
+  return __builtin_cpu_supports("avx2") ? 1 : 0;
 #else
   return 0;
 #endif
@@ -782,7 +841,9 @@ static PyObject *py_decode_latents(PyObject *self, PyObject *args) {
   for (Py_ssize_t i = 0; i < L * arm.wo; i++)
     arm.b64[i] = small ? ((int32_t *)bb.v.buf)[i] : ((int64_t *)bb.v.buf)[i];
   arm.npairs = (arm.wi > arm.wo ? arm.wi : arm.wo) / 2 + 1;
-  int use_simd = simd_enabled && fits16 && cpu_has_avx2();
+  int level = cpu_simd_level();
+  if (simd_enabled < level) level = simd_enabled;
+  int use_simd = fits16 ? level : 0;
   if (use_simd) {
     arm.wp = PyMem_Calloc(L * arm.wo * arm.npairs + L * arm.wo + 1, sizeof(int32_t));
     if (!arm.wp) {
@@ -853,13 +914,14 @@ done:
 
 static PyObject *py_set_simd(PyObject *self, PyObject *arg) {
   int old = simd_enabled;
-  simd_enabled = PyObject_IsTrue(arg);
-  if (simd_enabled < 0) return NULL;
-  return PyBool_FromLong(old);
+  long v = PyLong_AsLong(arg);
+  if (v == -1 && PyErr_Occurred()) return NULL;
+  simd_enabled = v < 0 ? 0 : (v > 2 ? 2 : (int)v);
+  return PyLong_FromLong(old);
 }
 
 static PyObject *py_has_simd(PyObject *self, PyObject *unused) {
-  return PyBool_FromLong(cpu_has_avx2());
+  return PyLong_FromLong(cpu_simd_level());
 }
 
 static PyMethodDef methods[] = {
@@ -874,8 +936,10 @@ static PyMethodDef methods[] = {
      "decode_latents(words, st, shapes, places, wc, cols, offsets, keep, weights, biases, "
      "dims, shifts, hidden_limit, context_limit, consts, cdf, lut, esc_cdf, esc_lut, "
      "radius, canvas) -> status"},
-    {"set_simd", py_set_simd, METH_O, "set_simd(flag) -> previous: AVX2 ARM on/off (tests)"},
-    {"has_simd", py_has_simd, METH_NOARGS, "whether the CPU runs the AVX2 ARM"},
+    {"set_simd", py_set_simd, METH_O,
+     "set_simd(level) -> previous: highest ARM SIMD level (0 plain, 1 AVX2, 2 AVX-512 "
+     "VNNI; tests)"},
+    {"has_simd", py_has_simd, METH_NOARGS, "the CPU's ARM SIMD level (0, 1, 2)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ans",

@@ -80,9 +80,10 @@ def _kernels():
 
 
 @contextlib.contextmanager
-def forced(name: str, simd: bool = True):
-  """Runs the block on backend ``name`` (``"c"`` / ``"numba"``; ``simd=False``: the C
-  kernels' plain-integer ARM instead of AVX2). For tests and benchmarks."""
+def forced(name: str, simd: int = 2):
+  """Runs the block on backend ``name`` (``"c"`` / ``"numba"``); ``simd``: the highest
+  SIMD level the C kernels' ARM may use (0 plain integers, 1 AVX2, 2 AVX-512 VNNI).
+  For tests and benchmarks."""
   global _impl, _IS_C
   old = _impl, _IS_C
   if name == "c":
@@ -91,7 +92,7 @@ def forced(name: str, simd: bool = True):
     from moric_jax.coding import fast_ans_numba as impl
   else:
     raise ValueError(f"unknown backend {name!r}")
-  prev_simd = impl.set_simd(simd) if name == "c" else None
+  prev_simd = impl.set_simd(int(simd)) if name == "c" else None
   _impl, _IS_C = impl, name == "c"
   try:
     yield
