@@ -10,6 +10,7 @@ import numpy as np
 from moric_jax.coding import bitstream, code_lengths, integer_arm, rans, wavefront
 from moric_jax.coding import weights_coding
 from moric_jax.decoder import networks
+from moric_jax.decoder.decode import reference_residual
 
 
 def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
@@ -20,7 +21,9 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   """Entropy codes everything -> ``(bytes, bits)``.
 
   ``deltas`` / ``int_weights``: ``arm``, ``gmn`` (if ``modulation != "none"``) and
-  ``lsn`` (a list, one per rendered region: background first unless ``object_only``);
+  ``lsn`` (a list, one per rendered region: background first unless ``object_only``;
+  object LSNs are coded as their difference from LSN 0's integers on their own step,
+  ``decode.reference_residual``);
   ``gmn``: ``width``, ``mod_width``, ``activation``; ``lmbdas``: ``(R,)``;
   ``symbols``: integer grids (0 where not ``coded``); ``owners``: ``(N,)`` owning
   region of every latent (grids raveled). ``bits``: ideal code lengths under the
@@ -57,6 +60,8 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   layers = []
   obj_deltas = lsn_deltas if object_only else lsn_deltas[1:]
   for r, (tree, d) in enumerate(zip(lsn_ints, obj_deltas), start=1):
+    if not object_only:   # object LSNs are coded relative to LSN 0
+      tree = reference_residual(tree, int_weights["lsn"][0], lsn_deltas[0], d)
     c = rans.new_encoder()
     scales, bits = weights_coding.encode_tensors(c, leaves(tree))
     lsn_bits.append(bits)

@@ -57,6 +57,28 @@ class Decoded:
     return self.file
 
 
+def lsn_reference_ints(ref_ints: dict, ref_delta: float, delta: float) -> dict:
+  """The integers an object LSN is coded relative to: LSN 0's weights on the object's
+  step, ``round(k_0 * delta_0 / delta)`` (float64 on integers, half to even: the same
+  on every machine)."""
+  if isinstance(ref_ints, dict):
+    return {k: lsn_reference_ints(v, ref_delta, delta) for k, v in ref_ints.items()}
+  return np.round(np.asarray(ref_ints, np.float64) * (float(ref_delta) / float(delta))
+                  ).astype(np.int32)
+
+
+def reference_residual(ints: dict, ref_ints: dict, ref_delta: float, delta: float,
+                       sign: int = -1) -> dict:
+  """``ints - reference`` (what the file codes; ``sign=+1``: the inverse)."""
+  ref = lsn_reference_ints(ref_ints, ref_delta, delta)
+
+  def go(a, b):
+    if isinstance(a, dict):
+      return {k: go(a[k], b[k]) for k in a}
+    return (np.asarray(a, np.int64) + sign * np.asarray(b, np.int64)).astype(np.int32)
+  return go(ints, ref)
+
+
 def templates(f: bitstream.MoricFile) -> dict:
   """Parameter templates of the file's networks (``arm``, ``gmn``, ``lsn``)."""
   out = {"arm": networks.arm_template(f.arch),
@@ -178,8 +200,11 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
     ints["gmn"] = decoded["gmn"]
   for i, layer in enumerate(f.layers[:object_layers], start=1):
     c = rans.GuardedDecoder(layer.payload, f"layer {i} payload")
-    ints["lsn"].append(_decode_tensors(c, [tpl["lsn"]], layer.scales, f"layer {i}")[0])
+    coded = _decode_tensors(c, [tpl["lsn"]], layer.scales, f"layer {i}")[0]
     c.finish()
+    if not f.object_only:   # object LSNs are coded relative to LSN 0
+      coded = reference_residual(coded, ints["lsn"][0], deltas[0], layer.delta_lsn, +1)
+    ints["lsn"].append(coded)
     deltas.append(layer.delta_lsn)
   return ints, deltas, symbols
 
@@ -261,6 +286,14 @@ def info(data) -> dict:
     shared += net_bits(d.int_weights["gmn"], f.base_scales[n_arm:n_arm + n_gmn])
   lsn_scales = ([] if f.object_only else [f.base_scales[n_arm + n_gmn:]]) + [
       layer.scales for layer in f.layers]
+  lsn_deltas = ([] if f.object_only else [f.delta_lsn0]) + [l.delta_lsn for l in f.layers]
+
+  def lsn_coded(j):   # what the file codes for LSN j (object LSNs: relative to LSN 0)
+    k = d.int_weights["lsn"][j]
+    if j >= 1 and not f.object_only:
+      k = reference_residual(k, d.int_weights["lsn"][0], lsn_deltas[0], lsn_deltas[j])
+    return k
+
   region_px = layout.region_pixels()
   lmbdas = [f.lmbda0] + [layer.lmbda for layer in f.layers]
   regions = []
@@ -271,7 +304,7 @@ def info(data) -> dict:
         "region": r, "pixels": int(region_px[r]),
         "lmbda": float(lmbdas[r]) if f.num_regions > 1 and r < len(lmbdas) else None,
         "bits_latents": float(lat_bits[r]),
-        "bits_weights": net_bits(d.int_weights["lsn"][j], lsn_scales[j]) if has_lsn else 0.0,
+        "bits_weights": net_bits(lsn_coded(j), lsn_scales[j]) if has_lsn else 0.0,
         "bits_contour": 8 * len(f.contours[r - 1]) if r >= 1 else 0,
         "layer_present": has_lsn or (r == 0 and f.object_only)})
   return {"version": bitstream.VERSION, "height": f.height, "width": f.width,

@@ -7,7 +7,9 @@ flow in and arrays flow out. Parameter tree::
    "arm": {...}, "gmn": {...} (absent for modulation "none"),
    "lsn": [lsn of each rendered region]}               # layout.rendered order
 
-One region (no masks) is this codec with one LSN, no GMN and a trivial layout.
+One region (no masks) is this codec with one LSN, no GMN and a trivial layout. Object
+LSNs start as copies of LSN 0 and are coded as their difference from it
+(``lsn_reference``): an object layer pays only for what it changes.
 
 Synthesis (DESIGN §2.3): the latents are upsampled once to an ``(H, W, L)`` stack; the
 GMN maps the whole stack to its modulation signals (global context); LSN 0 renders the
@@ -144,8 +146,27 @@ class Codec:
     if self.gmn is not None:
       params["gmn"] = self.gmn.init(keys[1], x)
       sig = self.gmn.apply(params["gmn"], x)
-    params["lsn"] = [self.lsn.init(k, x, sig) for k in keys[2:]]
+    lsns = [self.lsn.init(k, x, sig) for k in keys[2:]]
+    if self.lsn_reference(1) == 0:   # Object LSNs start as copies of LSN 0.
+      lsns = [lsns[0]] * len(lsns)
+    params["lsn"] = lsns
     return params
+
+  def lsn_reference(self, j: int) -> int | None:
+    """Index of the LSN that LSN ``j`` (rendered order) is coded relative to: object
+    LSNs are coded as their difference from LSN 0 (the background's), so an object
+    layer costs only what it changes; ``None`` for LSN 0 and in object-only files."""
+    return 0 if j >= 1 and not self.layout.object_only else None
+
+  def lsn_bits(self, lsn_params: list, weight_delta) -> jax.Array:
+    """``(len(rendered),)`` estimated bits of every LSN as the file codes it."""
+    out = []
+    for j, p in enumerate(lsn_params):
+      ref = self.lsn_reference(j)
+      if ref is not None:
+        p = jax.tree_util.tree_map(lambda a, b: a - b, p, lsn_params[ref])
+      out.append(weights_lib.tree_bits(p, weight_delta))
+    return jnp.stack(out)
 
   def _coded_flat(self) -> np.ndarray | None:
     """``(N,) float32`` 1 where a latent is coded, ``None`` when all are."""
@@ -276,7 +297,7 @@ class Codec:
       region_mse = region_sse / (3.0 * region_px)
       shown = self.layout.rendered
       mse = jnp.sum(region_sse[np.asarray(shown)]) / (3.0 * pixels)
-    lsn_bits = jnp.stack([weights_lib.tree_bits(p, weight_delta) for p in params["lsn"]])
+    lsn_bits = self.lsn_bits(params["lsn"], weight_delta)
     shared_bits = weights_lib.tree_bits(params["arm"], weight_delta)
     if self.gmn is not None:
       shared_bits = shared_bits + weights_lib.tree_bits(params["gmn"], weight_delta)

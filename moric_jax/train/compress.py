@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from moric_jax import image_io
+from moric_jax.decoder.decode import reference_residual
 from moric_jax.eval import complexity, metrics
 from moric_jax.model import weights as weights_lib
 from moric_jax.model.codec import Codec
@@ -153,8 +154,16 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
     names.append(("gmn", dist_cost, lam[0]))
   rendered = codec.layout.rendered
   names += [(("lsn", j), dist_cost, lam[r]) for j, r in enumerate(rendered)]
-  choice = {n: weight_search.search_network(params, n, grid, aux_of, float(l), pixels, c)
-            for n, c, l in names}
+  choice = {}
+  for n, c, l in names:   # LSN 0 before the object LSNs coded relative to it
+    bits_of = None
+    ref = codec.lsn_reference(n[1]) if isinstance(n, tuple) else None
+    if ref is not None:
+      base = choice[("lsn", ref)]
+      bits_of = lambda k, d, base=base: weights_lib.int_tree_bits(
+          reference_residual(k, base.int_params, base.delta, d))
+    choice[n] = weight_search.search_network(params, n, grid, aux_of, float(l), pixels, c,
+                                             bits_of)
   deltas = {"arm": choice["arm"].delta,
             "lsn": [choice[("lsn", j)].delta for j in range(len(rendered))]}
   ints = {"arm": choice["arm"].int_params,

@@ -16,9 +16,9 @@ import ml_collections
 
 from moric_jax.errors import ResourceError
 
-BASE_BYTES = 0.6e9
+BASE_BYTES = 1.2e9
 BYTES_PER_PIXEL_WHOLE = 2600.0      # below the bounds: everything kept for backward
-BYTES_PER_PIXEL_BANDED = 1300.0     # above them: O(P) state, one band's activations
+BYTES_PER_PIXEL_BANDED = 600.0      # above them: O(P) state, one band's activations
 SECONDS_PER_PIXEL_STEP = 1.2e-6     # default model, 1 region, 2 CPU cores
 REGION_SLOWDOWN = 0.5               # extra step time per object region (its box)
 

@@ -46,7 +46,7 @@ def _replace(params: dict, name, value) -> dict:
 
 def search_network(params: dict, name, deltas: np.ndarray,
                    evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
-                   distortion_key: str) -> WeightChoice:
+                   distortion_key: str, bits_of: Callable | None = None) -> WeightChoice:
   """Quantizes ``params[name]`` with each step; keeps the lowest RD cost.
 
   ``name``: a key (``"arm"``) or ``(key, index)`` for one network of a list (one
@@ -55,11 +55,14 @@ def search_network(params: dict, name, deltas: np.ndarray,
   ``evaluate(params) -> {"mse", "bpp_latents"}`` (hard latents). For ``distortion_key
   == "mse"`` the cost is ``mse + lmbda * bits / P``; for ``"bpp_latents"`` it is
   ``lmbda * (bpp_latents + bits / P)``; a callable gives ``f(aux) + lmbda * bits / P``.
+  ``bits_of(int_params, delta)``: the network's bits as the file codes it (default:
+  its integers under the per-tensor Laplace model).
   """
   best, costs = None, []
   for delta in deltas:
     int_p = weights_lib.quantize_tree(_get(params, name), float(delta))
-    bits = weights_lib.int_tree_bits(int_p)
+    bits = (weights_lib.int_tree_bits(int_p) if bits_of is None
+            else float(bits_of(int_p, float(delta))))
     trial = _replace(params, name, weights_lib.dequantize_tree(int_p, float(delta)))
     aux = jax.device_get(evaluate(trial))
     if callable(distortion_key):
