@@ -303,3 +303,22 @@ def test_every_modulation_scheme_uses_the_gmn(scheme):
   # One region is the same codec: no GMN, one LSN.
   single = Codec.from_config(config.model, 16, 16)
   assert single.gmn is None and len(single.init(jax.random.PRNGKey(0))["lsn"]) == 1
+
+
+def test_auto_regions_keep_the_lower_rd_cost(image):
+  """``auto:K``: the proposal and one region are both coded; the file kept is the one
+  with the lower D + lambda R, and the choice is reported."""
+  config = _config()
+  config.regions.auto = "auto:3"
+  data, info = api.encode(image, config)
+  choice = info["region_choice"]
+  assert choice["kept"] in ("regions", "single") and choice["proposal_regions"] >= 2
+  kept_cost = min(choice["rd_cost_regions"], choice["rd_cost_single"])
+  assert info["rd_cost"] == pytest.approx(kept_cost)
+  assert (info["num_regions"] > 1) == (choice["kept"] == "regions")
+  np.testing.assert_array_equal(api.decode(data), info["reconstruction"])
+  d = np.asarray(info["reconstruction"], np.float64) / 255.0
+  from moric_jax.image_io import to_uint8
+  mse = np.mean((d - to_uint8(image) / 255.0) ** 2)
+  assert info["rd_cost"] == pytest.approx(mse + config.lmbda * 8 * len(data) / (H * W),
+                                          rel=1e-6)

@@ -125,13 +125,16 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None) -> Calla
   the final measurement. ``recon`` is the unclipped ``(H, W, 3)`` float image.
   ``default_lmbda``: scalar or per-region array (default ``config.lmbda``).
   """
-  evaluate_jit = jax.jit(lambda params, lmbda: loss_terms(
-      params, codec, image, lmbda, config.train.weight_delta, mode="hard"))
+  # The image is an argument, not a closed-over constant: XLA would otherwise embed
+  # (and constant-fold over) an (H, W, 3) array in the program.
+  evaluate_jit = jax.jit(lambda params, lmbda, img: loss_terms(
+      params, codec, img, lmbda, config.train.weight_delta, mode="hard"))
+  image = jnp.asarray(image, jnp.float32)
 
   if default_lmbda is None:
     default_lmbda = float(config.lmbda)
   return lambda params, lmbda=None: evaluate_jit(
-      params, jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32))
+      params, jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32), image)
 
 
 def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
