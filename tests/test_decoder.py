@@ -174,3 +174,19 @@ def test_compose_equals_box_rendering(scheme, object_only, monkeypatch):
   monkeypatch.setattr(networks, "_synth", None)
   ref = compose.synthesize_float(f, layout, ints, deltas, symbols, len(layout.rendered))
   np.testing.assert_allclose(ref, want, atol=2e-5)
+
+
+@pytest.mark.skipif(not networks.compiled(), reason="compiled synthesis not built")
+@pytest.mark.parametrize("c,k,h,w", [(3, 3, 1, 1), (3, 5, 6, 40), (2, 3, 7, 9), (4, 4, 5, 17)])
+def test_compiled_res_convs_match_reference(c, k, h, w):
+  from moric_jax.decoder import _synth
+  rng = np.random.default_rng(c * 100 + k)
+  x = rng.normal(size=(c, h, w)).astype(np.float32)
+  kernels = rng.normal(0, 0.3, (2, k, k, c, c)).astype(np.float32)
+  biases = rng.normal(0, 0.3, (2, c)).astype(np.float32)
+  want = x.copy()
+  for kern, b in zip(kernels, biases):
+    want = want + networks._shifted_conv(networks._act("gelu", want.copy()), kern) + b[:, None, None]
+  got = x.copy()
+  _synth.res_convs(got, kernels, biases, 1)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

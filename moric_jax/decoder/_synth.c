@@ -197,6 +197,10 @@ static void run_mlp(const int32_t *ops, Py_ssize_t n_ops, const float *blob,
     const int m = (int)(n - i0 < BLOCK ? n - i0 : BLOCK);
     const int64_t *ii = in_index ? in_index + i0 : NULL;
     const int64_t *oi = out_index ? out_index + i0 : NULL;
+    /* Indices are strictly increasing (checked): a block spanning m rows is a run. */
+    const Py_ssize_t ibase = ii ? ii[0] : i0, obase = oi ? oi[0] : i0;
+    if (ii && ii[m - 1] - ii[0] == m - 1) ii = NULL;
+    if (oi && oi[m - 1] - oi[0] == m - 1) oi = NULL;
     Py_ssize_t k = 0;
     while (k < n_ops) {
       const int32_t op = ops[k];
@@ -206,7 +210,7 @@ static void run_mlp(const int32_t *ops, Py_ssize_t n_ops, const float *blob,
         const float *src = (const float *)a->base;
         for (int c = 0; c < ncols; c++) {
           float *r = rows[dst + c];
-          const float *s = src + (i0 * a->s0 + c * a->s1);
+          const float *s = src + (ibase * a->s0 + c * a->s1);
           int p = 0;
           if (ii) {
             const float *sc = src + c * a->s1;
@@ -244,7 +248,7 @@ static void run_mlp(const int32_t *ops, Py_ssize_t n_ops, const float *blob,
         float *dst = (float *)a->base;
         for (int c = 0; c < ncols; c++) {
           const float *r = rows[src + c];
-          float *d = dst + (i0 * a->s0 + c * a->s1);
+          float *d = dst + (obase * a->s0 + c * a->s1);
           if (oi) {
             float *dc = dst + c * a->s1;
             for (int p = 0; p < m; p++) dc[oi[p] * a->s0] = r[p];
@@ -297,15 +301,13 @@ static int get_cols(PyObject *seq, Buf **bufs, Col2D **cols, Py_ssize_t *count, 
 /* Largest index + 1 (0 if empty); -1 with an error set for a negative index. */
 static Py_ssize_t index_bound(const Buf *b) {
   const int64_t *p = b->view.buf;
-  int64_t hi = -1;
-  for (Py_ssize_t i = 0; i < b->view.shape[0]; i++) {
-    if (p[i] < 0) {
-      PyErr_SetString(PyExc_ValueError, "negative pixel index");
+  const Py_ssize_t n = b->view.shape[0];
+  for (Py_ssize_t i = 0; i < n; i++)
+    if (p[i] < 0 || (i > 0 && p[i] <= p[i - 1])) {
+      PyErr_SetString(PyExc_ValueError, "pixel indices must be >= 0 and strictly increasing");
       return -1;
     }
-    if (p[i] > hi) hi = p[i];
-  }
-  return (Py_ssize_t)(hi + 1);
+  return n ? (Py_ssize_t)(p[n - 1] + 1) : 0;
 }
 
 static PyObject *py_mlp(PyObject *self, PyObject *args) {
@@ -496,35 +498,42 @@ done:
 /* ------------------------------------------------------------------------------ */
 /* res_convs */
 
-/* 3-channel residual convs: per row, 16 pixels at a time, the three outputs
- * accumulated in registers over the K*K*3 taps (one load per tap, three FMAs). */
+/* Residual convs, row by row: act(x) of the K rows an output row reads sits in a ring
+ * of K zero-padded rows (filled just before x's row is overwritten), so nothing of
+ * image size is allocated. 3 channels (the LSN's): 16 pixels at a time, the three
+ * outputs accumulated in registers over the K*K*3 taps. */
 CLONES
 static void run_convs(float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, const float *kern,
                       const float *bias, Py_ssize_t nconv, Py_ssize_t K, int kind,
-                      float *pad, float *acc) {
-  const Py_ssize_t ph = K / 2, Hp = H + K - 1, Wp = ((W + K - 1 + 15) & ~(Py_ssize_t)15) + 16;
+                      float *ring, float *acc) {
+  const Py_ssize_t ph = K / 2, below = K - 1 - ph;
+  const Py_ssize_t Wp = ((W + K - 1 + 15) & ~(Py_ssize_t)15) + 16;
+  float *zrow = ring + K * C * Wp; /* stays zero */
   for (Py_ssize_t i = 0; i < nconv; i++) {
     const float *k = kern + i * K * K * C * C, *b = bias + i * C;
-    memset(pad, 0, sizeof(float) * C * Hp * Wp);
-    for (Py_ssize_t c = 0; c < C; c++)
-      for (Py_ssize_t y = 0; y < H; y++) {
-        float *d = pad + (c * Hp + y + ph) * Wp + ph;
-        memcpy(d, x + (c * H + y) * W, sizeof(float) * W);
-        act_vec(d, W, kind);
-      }
-    if (C == 3) {
-      for (Py_ssize_t y = 0; y < H; y++) {
+    Py_ssize_t next = 0; /* next input row to put in the ring */
+    for (Py_ssize_t y = 0; y < H; y++) {
+      for (; next < H && next <= y + below; next++)
+        for (Py_ssize_t c = 0; c < C; c++) {
+          float *d = ring + ((next % K) * C + c) * Wp + ph;
+          memcpy(d, x + (c * H + next) * W, sizeof(float) * W);
+          act_vec(d, W, kind);
+        }
+      if (C == 3) {
         for (Py_ssize_t x0 = 0; x0 < W; x0 += 16) {
           vf a0 = (vf){0} + b[0], a1 = (vf){0} + b[1], a2 = (vf){0} + b[2];
-          for (Py_ssize_t dy = 0; dy < K; dy++)
+          for (Py_ssize_t dy = 0; dy < K; dy++) {
+            const Py_ssize_t r = y - ph + dy;
+            const float *row = (r < 0 || r >= H) ? NULL : ring + (r % K) * C * Wp;
             for (Py_ssize_t dx = 0; dx < K; dx++)
               for (Py_ssize_t c = 0; c < 3; c++) {
                 const float *w = k + ((dy * K + dx) * 3 + c) * 3;
-                const vf sv = vload(pad + (c * Hp + y + dy) * Wp + x0 + dx);
+                const vf sv = vload((row ? row + c * Wp : zrow) + x0 + dx);
                 a0 += w[0] * sv;
                 a1 += w[1] * sv;
                 a2 += w[2] * sv;
               }
+          }
           const Py_ssize_t m = W - x0 < 16 ? W - x0 : 16;
           float t0[16], t1[16], t2[16];
           vstore(t0, a0);
@@ -537,22 +546,28 @@ static void run_convs(float *x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, const 
             d2[p] += t2[p];
           }
         }
+        continue;
       }
-      continue;
-    }
-    for (Py_ssize_t y = 0; y < H; y++)
       for (Py_ssize_t o = 0; o < C; o++) {
         for (Py_ssize_t xx = 0; xx < W; xx++) acc[xx] = b[o];
-        for (Py_ssize_t dy = 0; dy < K; dy++)
+        for (Py_ssize_t dy = 0; dy < K; dy++) {
+          const Py_ssize_t r = y - ph + dy;
           for (Py_ssize_t dx = 0; dx < K; dx++)
             for (Py_ssize_t c = 0; c < C; c++) {
               const float w = k[((dy * K + dx) * C + c) * C + o];
-              const float *s = pad + (c * Hp + y + dy) * Wp + dx;
-              for (Py_ssize_t xx = 0; xx < W; xx++) acc[xx] += w * s[xx];
+              const float *src =
+                  ((r < 0 || r >= H) ? zrow : ring + ((r % K) * C + c) * Wp) + dx;
+              for (Py_ssize_t xx = 0; xx < W; xx++) acc[xx] += w * src[xx];
             }
-        float *d = x + (o * H + y) * W;
-        for (Py_ssize_t xx = 0; xx < W; xx++) d[xx] += acc[xx];
+        }
+        for (Py_ssize_t xx = 0; xx < W; xx++) acc[W + o * W + xx] = acc[xx];
       }
+      /* write after all channels are computed (they all read the ring, not x) */
+      for (Py_ssize_t o = 0; o < C; o++) {
+        float *d = x + (o * H + y) * W;
+        for (Py_ssize_t xx = 0; xx < W; xx++) d[xx] += acc[W + o * W + xx];
+      }
+    }
   }
 }
 
@@ -579,9 +594,9 @@ static PyObject *py_res_convs(PyObject *self, PyObject *args) {
     goto done;
   }
   if (n > 0 && H > 0 && W > 0) {
-    pad = PyMem_Malloc(sizeof(float) * C * (H + K - 1) *
-                       (((W + K - 1 + 15) & ~(Py_ssize_t)15) + 16));
-    acc = PyMem_Malloc(sizeof(float) * W);
+    const Py_ssize_t Wp = ((W + K - 1 + 15) & ~(Py_ssize_t)15) + 16;
+    pad = PyMem_Calloc((K * C + 1) * Wp, sizeof(float)); /* ring + a zero row */
+    acc = PyMem_Malloc(sizeof(float) * W * (C + 1));
     if (!pad || !acc) {
       PyErr_NoMemory();
       goto done;
@@ -604,7 +619,8 @@ done:
 static PyMethodDef methods[] = {
     {"mlp", py_mlp, METH_VARARGS,
      "mlp(ops, blob, inputs, outputs, n[, in_index, out_index]): per-pixel program on n "
-     "pixels (pixel i reads input row in_index[i], writes output row out_index[i])."},
+     "pixels (pixel i reads input row in_index[i], writes output row out_index[i]; "
+     "strictly increasing)."},
     {"upsample", py_upsample, METH_VARARGS,
      "upsample(grid, q, r0, r1, a0, a1, c0, c1, b0, b1, out): two-tap bilinear."},
     {"res_convs", py_res_convs, METH_VARARGS,

@@ -309,15 +309,17 @@ def upsample_stack(symbol_grids: list[np.ndarray], q_step: float, height: int,
   upsampled (compiled ``upsample_stack_reference``)."""
   if _synth is None:
     return upsample_stack_reference(symbol_grids, q_step, height, width)
-  out = np.empty((height * width, len(symbol_grids)), np.float32)
+  # Planar storage (one contiguous plane per grid), returned as its (N, L) view: the
+  # compiled kernels read planes with unit stride.
+  planes = np.empty((len(symbol_grids), height * width), np.float32)
   for k, g in enumerate(symbol_grids):
     g = np.asarray(g)
     if g.dtype != np.int32:
       g = g.astype(np.int32)
     r0, r1, a0, a1 = _two_taps(height, g.shape[0])
     c0, c1, b0, b1 = _two_taps(width, g.shape[1])
-    _synth.upsample(g, float(q_step), r0, r1, a0, a1, c0, c1, b0, b1, out[:, k])
-  return out
+    _synth.upsample(g, float(q_step), r0, r1, a0, a1, c0, c1, b0, b1, planes[k])
+  return planes.T
 
 
 def gmn_forward(params: dict, stack: np.ndarray, arch, scheme: str, mod_width: int,
@@ -331,7 +333,7 @@ def gmn_forward(params: dict, stack: np.ndarray, arch, scheme: str, mod_width: i
   widths = signal_widths(arch, scheme, mod_width)
   prog = _Program()
   f = prog.load(0, stack.shape[1])
-  outs = [np.empty((n, c), np.float32) for c in widths]
+  outs = [np.empty((c, n), np.float32).T for c in widths]   # planar, (n, c) views
   for k in range(len(widths)):
     f = prog.act(prog.dense(p[f"Dense_{2 * k}"], f), activation)
     prog.store(prog.dense(p[f"Dense_{2 * k + 1}"], f), k)
