@@ -148,13 +148,33 @@ def test_two_taps_are_the_upsampling_matrix(out_size, in_size):
   assert np.array_equal(dense, networks.grids.upsampling_matrix(out_size, in_size))
 
 
+def _render_boxes(f, layout, ints, deltas, symbols, layers):
+  """Every LSN over its whole box, pasted inside its mask (the plain composition)."""
+  h, w, a = f.height, f.width, f.arch
+  stack = networks.upsample_stack(symbols, a.q_step, h, w)
+  sig = None
+  if f.has_gmn:
+    sig = networks.gmn_forward(networks.dequantize(ints["gmn"], f.delta_gmn), stack, a,
+                               f.modulation, f.mod_width, f.gmn_activation)
+  x = np.zeros((h, w, 3), np.float32)
+  for j, r in enumerate(layout.rendered[:layers]):
+    p = networks.dequantize(ints["lsn"][j], deltas[j])
+    t, l, bh, bw = layout.boxes[r]
+    idx = ((np.arange(t, t + bh)[:, None] * w) + np.arange(l, l + bw)[None, :]).ravel()
+    out = networks.lsn_forward(p, stack[idx], None if sig is None else [s[idx] for s in sig],
+                               bh, bw, a, f.modulation)
+    m = np.ones((bh, bw), bool) if r == 0 else layout.box_mask(r)
+    x[t:t + bh, l:l + bw][m] = out[m]
+  return x
+
+
 @pytest.mark.parametrize("scheme,object_only", [("progressive_concat", False),
                                                 ("film", False), ("none", False),
                                                 ("concat_input", True)])
 def test_compose_equals_box_rendering(scheme, object_only, monkeypatch):
-  """compose.synthesize_float (each LSN only where it shows) == decode.synthesize_float
-  (each LSN over its whole box), bit for bit, for every layer count; also without the
-  compiled kernels."""
+  """compose.synthesize_float (each LSN only where it shows) == every LSN over its whole
+  box, bit for bit, for every layer count (and decode.synthesize_float, whichever it
+  uses); also without the compiled kernels."""
   from moric_jax.decoder import compose
   h, w = 41, 37
   m1 = np.zeros((h, w), bool)
@@ -167,7 +187,8 @@ def test_compose_equals_box_rendering(scheme, object_only, monkeypatch):
   f, masks, layout = decoder.parse(data)
   ints, deltas, symbols = decoder.decode_payloads(f, layout, len(f.layers))
   for n in range(1, len(layout.rendered) + 1):
-    want = decoder.synthesize_float(f, layout, ints, deltas, symbols, n)
+    want = _render_boxes(f, layout, ints, deltas, symbols, n)
+    assert np.array_equal(decoder.synthesize_float(f, layout, ints, deltas, symbols, n), want)
     got = compose.synthesize_float(f, layout, ints, deltas, symbols, n)
     assert got.shape == want.shape == (h, w, 3)
     assert np.array_equal(got, want)
