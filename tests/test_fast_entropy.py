@@ -273,3 +273,52 @@ def test_decoder_modules_do_not_import_jax():
           "bad = [m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'jaxlib')]; "
           "assert not bad, bad")
   subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(fast_ans.backend() != "c", reason="C kernels not built")
+def test_c_kernels_reject_bad_arguments():
+  """The C kernels check sizes, table rows and canvas bounds before reading anything."""
+  from moric_jax.coding import _ans
+  rng = np.random.default_rng(0)
+  iarm = integer_arm.from_float(random_layers(rng), 10)
+  shapes = grids_lib.grid_shapes(6, 7, 2)
+  enc = rans.new_encoder()
+  wavefront.encode_latents(enc, iarm, make_latents(rng, shapes), 3, 3)
+  words = np.frombuffer(rans.payload_bytes(enc), "<u4").astype(np.uint32)
+  (hc, wc), places = wavefront.context.canvas_layout(list(shapes), 3, 3)
+  offsets = np.array([dy * wc + dx for dy, dx in wavefront.context.context_offsets(3, 3)],
+                     np.int64)
+  arm = wavefront.fast_ans_arm(iarm, offsets.size)
+  cdfs = fast_ans.load_cdfs()
+  consts = np.array([1 << 7, 8, 4, 16, 0, 1, 59], np.int64)
+
+  def call(shapes_=np.array(shapes, np.int64), places_=np.array(places, np.int64),
+           offsets_=offsets, canvas=None, keep=np.zeros(0, np.uint8), consts_=consts,
+           st=None):
+    canvas = np.zeros(hc * wc, np.int64) if canvas is None else canvas
+    st = fast_ans.open_stream(words) if st is None else st
+    return _ans.decode_latents(words, st, shapes_, places_, wc, 3, offsets_, keep, *arm,
+                               integer_arm.HIDDEN_LIMIT, integer_arm.CONTEXT_LIMIT, consts_,
+                               *cdfs["latent"], *cdfs["latent_escape"], tables.LATENT_RADIUS,
+                               canvas)
+  assert call() == fast_ans.OK
+  with pytest.raises(ValueError):
+    call(canvas=np.zeros(hc * wc // 2, np.int64))          # grids outside the canvas
+  with pytest.raises(ValueError):
+    call(offsets_=-offsets)                                  # non-causal contexts
+  with pytest.raises(ValueError):
+    call(places_=np.array(places, np.int64) + [[0, wc]])     # grid beyond the width
+  with pytest.raises(ValueError):
+    call(keep=np.zeros(5, np.uint8))
+  with pytest.raises(ValueError):
+    call(consts_=consts * [1, 1, 1, 1, 1, 1, 10])            # scale rows beyond the table
+  with pytest.raises(ValueError):
+    call(st=np.array([1, words.size + 1], np.uint64))        # position beyond the payload
+  with pytest.raises(TypeError):
+    call(canvas=np.zeros(hc * wc, np.int32))
+  out = np.zeros(3, np.int64)
+  with pytest.raises(ValueError):
+    _ans.decode_categorical(words, fast_ans.open_stream(words), cdfs["weight"][0],
+                            np.array([0, 1, 10 ** 6]), out)
+  with pytest.raises(ValueError):
+    _ans.decode_uniform(words, fast_ans.open_stream(words), np.array([2, 1, 4]), out)
