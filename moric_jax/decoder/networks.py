@@ -227,7 +227,10 @@ def _load_kernels():
 
 
 _synth = _load_kernels()
-_ACT_CODES = {"relu": 0, "gelu": 1}
+def _act_code(name: str) -> int:
+  """``_synth``'s activation code; as ``_act``: ReLU for "relu", else tanh-GELU."""
+  return 0 if name == "relu" else 1
+
 _LOAD, _DENSE, _ACT, _FILM, _STORE = 1, 2, 3, 4, 5
 
 
@@ -274,7 +277,7 @@ class _Program:
 
   def act(self, rows: list[int], name: str) -> list[int]:
     if rows:
-      self.ops += [_ACT, rows[0], len(rows), _ACT_CODES[name]]
+      self.ops += [_ACT, rows[0], len(rows), _act_code(name)]
     return rows
 
   def film(self, z: list[int], gamma: list[int], beta: list[int]) -> list[int]:
@@ -384,7 +387,7 @@ def _lsn_planar(params: dict, stack: np.ndarray, signals: list[np.ndarray] | Non
     convs = [p[f"ResidualConv_{i}"] for i in range(arch.lsn_num_res_convs)]
     kernels = np.ascontiguousarray(np.stack([c["kernel"] for c in convs]), np.float32)
     biases = np.ascontiguousarray(np.stack([c["bias"] for c in convs]), np.float32)
-    _synth.res_convs(x, kernels, biases, _ACT_CODES[act])
+    _synth.res_convs(x, kernels, biases, _act_code(act))
 
 
 def conv_reach(arch) -> int:
