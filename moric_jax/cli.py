@@ -117,7 +117,7 @@ def cmd_encode(args) -> int:
     for note in notes:
       print(f"moric encode: note: {note}", file=sys.stderr)
   bar = None
-  on_chunk = None
+  on_chunk = None   # progress bar (not with --json)
   if not args.json:
     from tqdm import tqdm
 

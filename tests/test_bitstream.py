@@ -5,9 +5,7 @@ import pytest
 import moric_jax
 from moric_jax import api, presets
 from moric_jax.coding import bitstream, writer
-from moric_jax.decoder import decode as decoder
 from moric_jax.decoder import networks
-from moric_jax.model import grids
 from tests.conftest import smooth_image
 
 ARCH = bitstream.Architecture()

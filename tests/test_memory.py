@@ -33,7 +33,7 @@ def test_banded_synthesis_and_chunked_arm_equal_the_whole_image():
                        for s in whole.grid_shapes]
   image = jnp.asarray(rng.random((37, 29, 3)), jnp.float32)
   loss = lambda c, p: c.rd_terms(p, image, 0.01, 1 / 128, mode="hard")
-  (la, aa, xa), (lb, ab, xb) = loss(whole, params), loss(banded, params)
+  (_, aa, xa), (_, ab, xb) = loss(whole, params), loss(banded, params)
   np.testing.assert_allclose(np.asarray(xa), np.asarray(xb), atol=2e-6)
   np.testing.assert_allclose(np.asarray(aa["region_latent_bits"]),
                              np.asarray(ab["region_latent_bits"]), rtol=1e-5)

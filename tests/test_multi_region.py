@@ -12,7 +12,6 @@ from PIL import Image
 from moric_jax import api
 from moric_jax.coding import bitstream
 from moric_jax.coding import integer_arm, rans, wavefront
-from moric_jax.errors import BitstreamError
 from moric_jax.model import latents as latents_lib
 from moric_jax.model import region_layout
 from tests.conftest import smooth_image

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-
-from moric_jax.model.grids import grid_shapes, two_taps, upsampling_matrix  # noqa: F401
+from moric_jax.model.grids import grid_shapes, two_taps, upsampling_matrix  # noqa: F401 (re-exported)
 
 
 def grid_gains(num_grids: int, base_gain: float, gain_growth: float) -> list[float]:
