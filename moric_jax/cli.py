@@ -221,7 +221,7 @@ def cmd_decode(args) -> int:
     raise UserError(str(e)) from None
   seconds = time.perf_counter() - t0
   t1 = time.perf_counter()
-  image_io.save_png(args.output, d.image)
+  image_io.save_png(args.output, d.image, compress_level=3)
   f = d.file
   out = {"decode_seconds": seconds, "parse_seconds": d.parse_seconds,
          "entropy_decode_seconds": d.entropy_seconds,

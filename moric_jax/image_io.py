@@ -182,9 +182,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     raise
 
 
-def save_png(path: str | os.PathLike, image_uint8: np.ndarray) -> None:
-  """Saves an ``(H, W, 3) uint8`` image as PNG, atomically."""
+def save_png(path: str | os.PathLike, image_uint8: np.ndarray,
+             compress_level: int = 6) -> None:
+  """Saves an ``(H, W[, C]) uint8`` image as PNG, atomically (zlib ``compress_level``
+  0-9: 6 is Pillow's default; ``moric decode`` uses 3, ~0.1 s faster on a Kodak image
+  for a slightly larger PNG)."""
   import io
   buf = io.BytesIO()
-  Image.fromarray(np.asarray(image_uint8, np.uint8)).save(buf, format="PNG")
+  Image.fromarray(np.asarray(image_uint8, np.uint8)).save(buf, format="PNG",
+                                                          compress_level=compress_level)
   atomic_write_bytes(path, buf.getvalue())

@@ -26,7 +26,8 @@ import numpy as np
 
 from moric_jax.coding import bitstream, code_lengths, integer_arm, rans, wavefront
 from moric_jax.coding import weights_coding
-from moric_jax.decoder import networks
+from moric_jax import image_io
+from moric_jax.decoder import compose, networks
 from moric_jax.errors import BitstreamError
 from moric_jax.model import grids
 from moric_jax.model.region_layout import Layout, make_layout
@@ -111,6 +112,8 @@ def _decode_tensors(coder, tpl_list: list[dict], scales, what: str) -> list[dict
 
 def decode_masks(f: bitstream.MoricFile) -> list[np.ndarray]:
   """C* contours of every object region -> ``(H, W)`` bool masks."""
+  if not f.contours:
+    return []
   from moric_jax.regions import cstar
   out = []
   for i, c in enumerate(f.contours, start=1):
@@ -218,27 +221,10 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 def synthesize_float(f: bitstream.MoricFile, layout: Layout, int_weights: dict,
                      lsn_deltas: list[float], symbols: list[np.ndarray], layers: int
                      ) -> np.ndarray:
-  """``(H, W, 3) float32`` composition of the first ``layers`` rendered layers."""
-  h, w, a = f.height, f.width, f.arch
-  stack = networks.upsample_stack(symbols, a.q_step, h, w)
-  sig = None
-  if f.has_gmn:
-    sig = networks.gmn_forward(networks.dequantize(int_weights["gmn"], f.delta_gmn),
-                               stack, a, f.modulation, f.mod_width, f.gmn_activation)
-  x = np.zeros((h, w, 3), np.float32)
-  for j, r in enumerate(layout.rendered[:layers]):
-    p = networks.dequantize(int_weights["lsn"][j], lsn_deltas[j])
-    if r == 0:
-      x = networks.lsn_forward(p, stack, sig, h, w, a, f.modulation)
-      continue
-    t, l, bh, bw = layout.boxes[r]
-    idx = ((np.arange(t, t + bh)[:, None] * w) + np.arange(l, l + bw)[None, :]).ravel()
-    out = networks.lsn_forward(p, stack[idx], None if sig is None else
-                               [s[idx] for s in sig], bh, bw, a, f.modulation)
-    view = x[t:t + bh, l:l + bw]
-    m = layout.box_mask(r)
-    view[m] = out[m]
-  return x
+  """``(H, W, 3) float32`` composition of the first ``layers`` rendered layers: the
+  latents upsampled and the GMN run once over the frame, each LSN evaluated where its
+  pixels show (``compose``)."""
+  return compose.synthesize_float(f, layout, int_weights, lsn_deltas, symbols, layers)
 
 
 def synthesize(f: bitstream.MoricFile, layout: Layout, int_weights: dict,
@@ -247,8 +233,7 @@ def synthesize(f: bitstream.MoricFile, layout: Layout, int_weights: dict,
   """The decoded uint8 image (grey and alpha as ``Decoded.image`` says)."""
   image = to_uint8(synthesize_float(f, layout, int_weights, lsn_deltas, symbols, layers))
   if f.mode == bitstream.MODE_L8:
-    s = image.astype(np.uint16).sum(axis=-1)
-    image = ((s + 1) // 3).astype(np.uint8)      # image_io.rgb_to_grey
+    image = image_io.rgb_to_grey(image)
   if f.object_only:
     drawn = np.isin(layout.labels, layout.rendered[:layers])
     alpha = np.where(drawn, 255, 0).astype(np.uint8)

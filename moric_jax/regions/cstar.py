@@ -96,10 +96,7 @@ from typing import NamedTuple
 
 import constriction
 import numpy as np
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
-from . import contours as _ct
 
 _model = constriction.stream.model
 _queue = constriction.stream.queue
@@ -853,6 +850,8 @@ def _grid_fill(verts: np.ndarray, a: int, b: int, c: int, d: int, outline: bool)
 def _required_q(verts: np.ndarray, outline: bool, target: np.ndarray, max_q: int) -> int:
     """Smallest q such that ``_component_mask(verts, outline, q)`` covers ``target``;
     ``max_q + 1`` or more if no q <= ``max_q`` does."""
+    from scipy import ndimage  # encoder only: keeps scipy off the decode path
+    from scipy.spatial import cKDTree
     shape = target.shape
     base = _component_mask(verts, outline, 0, shape)
     missing = target & ~base
@@ -1051,6 +1050,7 @@ def _open_candidate(arcs: list, lay: _Layout, p: CStarParams, budget: int):
     """Encoder: a component as the frame arcs ``arcs`` (:func:`_frame_arcs`; the decoder's
     ring walk replaces the runs along the frame between them). Returns (body, vertices,
     units) or None."""
+    from moric_jax.regions import contours as _ct  # encoder only (scikit-image)
     P = _perimeter(lay)
     ext = 3 * lay.f.step_u / FIX + 4.0
     body, dec, exits = [], [], []
@@ -1173,6 +1173,7 @@ def _pieces(lay: _Layout, p: CStarParams, comp: _ct.Component, budget: list, sim
     A component touching the frame is tried as a closed chain and as frame arcs; the one
     with the fewest bits (priced on ``sim``) + ``_ERR_BITS`` x wrong pixels is kept.
     ``budget`` = [events left]."""
+    from moric_jax.regions import contours as _ct  # encoder only (scikit-image)
     shape = (lay.H, lay.W)
     poly = _ct.outer_contour(comp, p.contour_level)
     start_h, d0, events, verts = _chain(poly, lay, p, budget[0])
@@ -1232,6 +1233,7 @@ def _pieces(lay: _Layout, p: CStarParams, comp: _ct.Component, budget: list, sim
 
 def _encode_body(w: _Writer, lay: _Layout, m: _Models, mask: np.ndarray, p: CStarParams) -> int:
     """Code one mask; returns its number of budget units (components + arcs + events)."""
+    from moric_jax.regions import contours as _ct  # encoder only (scikit-image)
     budget = [lay.max_events]
     sim = _Sim(m)
     pieces = [pc for comp in _ct.components(mask) for pc in _pieces(lay, p, comp, budget, sim)]
