@@ -33,7 +33,8 @@ WEIGHT_LIMIT = 2**12 - 1
 BIAS_LIMIT = 2**24
 HIDDEN_LIMIT = 2**13 - 1
 MAX_WIDTH = 48
-MIN_FRAC_BITS, MAX_FRAC_BITS = 4, 14
+# At least ACT_FRAC_BITS, so that every layer's right shift (F - A, then F) is >= 0.
+MIN_FRAC_BITS, MAX_FRAC_BITS = tables.ACT_FRAC_BITS, 14
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +58,7 @@ def dense_layers(arm_params) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def choose_frac_bits(float_layers) -> int:
-  """Largest ``F`` in [4, 14] with every ``|w| * 2**F <= WEIGHT_LIMIT``."""
+  """Largest ``F`` in [MIN_FRAC_BITS, 14] with every ``|w| * 2**F <= WEIGHT_LIMIT``."""
   wmax = max(float(np.max(np.abs(np.asarray(w, np.float64)))) for w, _ in float_layers)
   if wmax <= 0:
     return MAX_FRAC_BITS

@@ -190,12 +190,17 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
   coder = rans.GuardedDecoder(f.base_payload, "base payload")
   decoded = dict(zip(base_nets, _decode_tensors(coder, [tpl[k] for k in base_nets],
                                                 f.base_scales, "base")))
-  iarm = integer_arm.from_quantized(integer_arm.dense_layers(decoded["arm"]),
-                                    f.delta_arm, f.arm_frac_bits)
-  symbols = wavefront.decode_latents(
-      coder, iarm, grids.grid_shapes(f.height, f.width, f.arch.num_grids),
-      f.arch.context_rows, f.arch.context_cols,
-      coded=None if layout.all_coded else list(layout.coded))
+  try:
+    iarm = integer_arm.from_quantized(integer_arm.dense_layers(decoded["arm"]),
+                                      f.delta_arm, f.arm_frac_bits)
+    symbols = wavefront.decode_latents(
+        coder, iarm, grids.grid_shapes(f.height, f.width, f.arch.num_grids),
+        f.arch.context_rows, f.arch.context_cols,
+        coded=None if layout.all_coded else list(layout.coded))
+  except BitstreamError:
+    raise
+  except ValueError as e:   # an integer ARM the kernels refuse (crafted weights/steps)
+    raise BitstreamError(f"bad ARM: {e}") from None
   coder.finish()
   ints = {"arm": decoded["arm"], "lsn": [decoded["lsn"]] if "lsn" in decoded else []}
   deltas = [] if f.object_only else [f.delta_lsn0]
