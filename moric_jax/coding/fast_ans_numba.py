@@ -9,17 +9,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-PRECISION = 24
-ONE = 1 << PRECISION
-
-_P = np.uint64(PRECISION)
-_MASK = np.uint64(ONE - 1)
-_W = np.uint64(32)
-_LOW = np.uint64(1 << 32)
-
-OK, DRY = 0, 1
-LUT_BITS = 8
-LUT_SHIFT = PRECISION - LUT_BITS
+# The coder's constants live in fast_ans (one place; the C extension mirrors them).
+from moric_jax.coding.fast_ans import (  # noqa: F401
+    _LOW, _MASK, _P, _W, DRY, LUT_BITS, LUT_SHIFT, OK, ONE, PRECISION)
 
 
 # ----------------------------------------------------------------------------------
