@@ -140,7 +140,7 @@ def test_compiled_synthesis_rejects_bad_programs():
 @pytest.mark.parametrize("out_size,in_size", [(1, 1), (2, 1), (5, 3), (7, 4), (512, 8),
                                               (768, 384), (999, 500), (13, 13), (10, 1)])
 def test_two_taps_are_the_upsampling_matrix(out_size, in_size):
-  i0, i1, w0, w1 = networks._two_taps(out_size, in_size)
+  i0, i1, w0, w1 = networks.grids.two_taps(out_size, in_size)
   dense = np.zeros((out_size, in_size), np.float32)
   rows = np.arange(out_size)
   dense[rows, i0] += w0

@@ -16,7 +16,6 @@ each other and against the Flax forward.
 """
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -121,32 +120,6 @@ def _dense_apply(p: dict, x: np.ndarray) -> np.ndarray:
   return y
 
 
-@functools.lru_cache(maxsize=64)
-def _two_taps(out_size: int, in_size: int) -> tuple[np.ndarray, ...]:
-  """Bilinear resampling as two taps per output: ``(i0, i1, w0, w1)`` with
-  ``out = w0 * x[i0] + w1 * x[i1]``: the nonzeros of ``grids.upsampling_matrix``
-  (same float64 formula, same float32 values; tested), computed in O(out_size)
-  instead of building the dense matrix (~60 ms for a 768x512 frame's 14 matrices)."""
-  if not 1 <= in_size <= out_size:
-    raise ValueError(f"bilinear two-tap resampling needs 1 <= {in_size} <= {out_size}")
-  scale = out_size / in_size
-  pos = (np.arange(out_size, dtype=np.float64) + 0.5) / scale - 0.5
-  f = np.floor(pos)
-  fi = f.astype(np.int64)
-  wl = np.where(fi >= 0, np.maximum(0.0, 1.0 - np.abs(pos - f)), 0.0)
-  wr = np.where(fi + 1 <= in_size - 1, np.maximum(0.0, 1.0 - np.abs(pos - (f + 1.0))), 0.0)
-  total = wl + wr
-  left = wl > 0
-  i0 = np.where(left, fi, fi + 1)
-  i1 = np.minimum(i0 + 1, in_size - 1)
-  w0 = (np.where(left, wl, wr) / total).astype(np.float32)
-  w1 = np.where(left & (i1 != i0), wr / total, 0.0).astype(np.float32)
-  out = (i0, i1, w0, w1)
-  for x in out:
-    x.setflags(write=False)
-  return out
-
-
 def upsample_stack_reference(symbol_grids: list[np.ndarray], q_step: float, height: int,
                    width: int) -> np.ndarray:
   """Integer grids -> ``(H * W, L)`` float32 stack of ``q_step * symbol`` upsampled
@@ -157,8 +130,8 @@ def upsample_stack_reference(symbol_grids: list[np.ndarray], q_step: float, heig
     if g.shape == (height, width):
       out[:, :, k] = g
       continue
-    r0, r1, a0, a1 = _two_taps(height, g.shape[0])
-    c0, c1, b0, b1 = _two_taps(width, g.shape[1])
+    r0, r1, a0, a1 = grids.two_taps(height, g.shape[0])
+    c0, c1, b0, b1 = grids.two_taps(width, g.shape[1])
     rows = g[r0] * a0[:, None] + g[r1] * a1[:, None]               # (H, w_k)
     out[:, :, k] = rows[:, c0] * b0[None, :] + rows[:, c1] * b1[None, :]
   return out.reshape(height * width, -1)
@@ -319,8 +292,8 @@ def upsample_stack(symbol_grids: list[np.ndarray], q_step: float, height: int,
     g = np.asarray(g)
     if g.dtype != np.int32:
       g = g.astype(np.int32)
-    r0, r1, a0, a1 = _two_taps(height, g.shape[0])
-    c0, c1, b0, b1 = _two_taps(width, g.shape[1])
+    r0, r1, a0, a1 = grids.two_taps(height, g.shape[0])
+    c0, c1, b0, b1 = grids.two_taps(width, g.shape[1])
     _synth.upsample(g, float(q_step), r0, r1, a0, a1, c0, c1, b0, b1, planes[k])
   return planes.T
 

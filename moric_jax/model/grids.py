@@ -57,19 +57,26 @@ def footprint_centre(out_size: int, in_size: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def two_taps(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                   np.ndarray]:
-  """Bilinear upsampling as two taps per output: ``(i0, i1, w0, w1)`` with
-  ``out[y] = w0[y] * x[i0[y]] + w1[y] * x[i1[y]]``: the nonzeros of
-  ``upsampling_matrix(out_size, in_size)`` (``out_size >= in_size``)."""
-  m = upsampling_matrix(out_size, in_size)
-  if np.count_nonzero(m, axis=1).max() > 2:
-    raise ValueError(f"resampling {in_size} -> {out_size} is not a two-tap filter")
-  rows = np.arange(out_size)
-  i0 = np.argmax(m != 0, axis=1)
+def two_taps(out_size: int, in_size: int) -> tuple[np.ndarray, ...]:
+  """Bilinear resampling as two taps per output: ``(i0, i1, w0, w1)`` with
+  ``out = w0 * x[i0] + w1 * x[i1]``: the nonzeros of ``upsampling_matrix``
+  (same float64 formula, same float32 values; tested), computed in O(out_size)
+  instead of building the dense matrix (~60 ms for a 768x512 frame's 14 matrices)."""
+  if not 1 <= in_size <= out_size:
+    raise ValueError(f"bilinear two-tap resampling needs 1 <= {in_size} <= {out_size}")
+  scale = out_size / in_size
+  pos = (np.arange(out_size, dtype=np.float64) + 0.5) / scale - 0.5
+  f = np.floor(pos)
+  fi = f.astype(np.int64)
+  wl = np.where(fi >= 0, np.maximum(0.0, 1.0 - np.abs(pos - f)), 0.0)
+  wr = np.where(fi + 1 <= in_size - 1, np.maximum(0.0, 1.0 - np.abs(pos - (f + 1.0))), 0.0)
+  total = wl + wr
+  left = wl > 0
+  i0 = np.where(left, fi, fi + 1)
   i1 = np.minimum(i0 + 1, in_size - 1)
-  w0 = m[rows, i0].astype(np.float32)
-  w1 = np.where(i1 != i0, m[rows, i1], 0.0).astype(np.float32)
-  for a in (i0, i1, w0, w1):
-    a.setflags(write=False)
-  return i0, i1, w0, w1
+  w0 = (np.where(left, wl, wr) / total).astype(np.float32)
+  w1 = np.where(left & (i1 != i0), wr / total, 0.0).astype(np.float32)
+  out = (i0, i1, w0, w1)
+  for x in out:
+    x.setflags(write=False)
+  return out
