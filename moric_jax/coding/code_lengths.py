@@ -13,31 +13,20 @@ from moric_jax.coding import integer_arm, rans, tables, wavefront
 
 def latent_bits(iarm: integer_arm.IntegerARM, grids: list[np.ndarray], rows: int,
                 cols: int, coded: list[np.ndarray] | None = None) -> np.ndarray:
-  """``(N,) float64`` bits of every latent, grids raveled in order (0 if not coded)."""
+  """``(N,) float64`` bits of every latent, grids raveled in order (0 if not coded);
+  what ``wavefront.encode_latents(..., per_latent=True)`` reports while coding."""
   shapes = tuple(tuple(int(s) for s in np.shape(g)) for g in grids)
   order = wavefront.front_order(shapes, rows, cols, coded)
-  hc, wc = order.canvas_shape
-  canvas = np.zeros((hc, wc), np.int64)
-  for g, (t, l) in zip(grids, order.places):
-    g = np.asarray(g)
-    canvas[t:t + g.shape[0], l:l + g.shape[1]] = g
-  canvas = canvas.reshape(-1)
+  canvas = wavefront._to_canvas(order, grids)
   n = order.positions.size
-  out = np.zeros(hc * wc, np.float64)
-  bits_t = tables.load_bits()
+  out = np.zeros(n, np.float64)
   step = wavefront.ENCODE_CHUNK
   for lo in range(0, n, step):
     hi = min(lo + step, n)
     c, q, s = wavefront.model_outputs(iarm, order, canvas, lo, hi)
-    pos = order.positions[lo:hi]
-    main, esc, k, _ = rans.split(canvas[pos] - c, tables.LATENT_RADIUS)
-    b = bits_t["latent"][s, q, main].astype(np.float64)
-    e = np.flatnonzero(esc)
-    b[e] += bits_t["latent_escape"][s[e], k] + k
-    out[pos] = b
-  out = out.reshape(hc, wc)
-  return np.concatenate([out[t:t + h, l:l + w].ravel()
-                         for (h, w), (t, l) in zip(order.shapes, order.places)])
+    main, esc, k, _ = rans.split(canvas[order.positions[lo:hi]] - c, tables.LATENT_RADIUS)
+    out[lo:hi] = wavefront.position_bits(s, q, main, esc, k)
+  return wavefront.grid_order(order, out)
 
 
 def tensors_bits(tensors: list[np.ndarray], scales) -> float:

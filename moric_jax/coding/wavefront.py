@@ -109,9 +109,33 @@ def model_outputs(iarm, order: FrontOrder, canvas: np.ndarray, lo: int, hi: int,
   return integer_arm.table_indices(np.asarray(mu, np.int64), np.asarray(ls, np.int64))
 
 
+def position_bits(s: np.ndarray, q: np.ndarray, main: np.ndarray, esc: np.ndarray,
+                  n: np.ndarray) -> np.ndarray:
+  """``(N,) float64`` bits of each latent in decode order, as the coder charges them:
+  its main symbol, plus escape class and raw bits where it escapes (``rans.split``)."""
+  bits_t = tables.load_bits()
+  bits = bits_t["latent"][s, q, main].astype(np.float64)
+  e = np.flatnonzero(esc)
+  bits[e] += bits_t["latent_escape"][s[e], n] + n
+  return bits
+
+
+def grid_order(order: FrontOrder, values: np.ndarray) -> np.ndarray:
+  """Per-position ``values`` (decode order) -> grids raveled one after another (0 at
+  uncoded positions)."""
+  hc, wc = order.canvas_shape
+  canvas = np.zeros(hc * wc, np.float64)
+  canvas[order.positions] = values
+  canvas = canvas.reshape(hc, wc)
+  return np.concatenate([canvas[t:t + h, l:l + w].ravel()
+                         for (h, w), (t, l) in zip(order.shapes, order.places)])
+
+
 def encode_latents(coder, iarm: integer_arm.IntegerARM, grids: list[np.ndarray],
-                   rows: int, cols: int, coded: list[np.ndarray] | None = None) -> float:
-  """Pushes all latent symbols onto ``coder`` (ANS stack); returns their bits.
+                   rows: int, cols: int, coded: list[np.ndarray] | None = None,
+                   per_latent: bool = False):
+  """Pushes all latent symbols onto ``coder`` (ANS stack); returns their bits (and,
+  with ``per_latent``, ``(bits, (N,) bits of each latent in grid order)``).
 
   Blocks of fronts without escapes are pushed with one constriction call each.
   ``coded``: per grid the positions to code (the others must be 0); ``None`` = all.
@@ -137,10 +161,9 @@ def encode_latents(coder, iarm: integer_arm.IntegerARM, grids: list[np.ndarray],
   main, esc, n, offset = rans.split(r, radius)
   probs = tables.load_probabilities()
   p_lat, p_esc = probs["latent"], probs["latent_escape"]
-  bits_t = tables.load_bits()
-  bits = bits_t["latent"][s, q, main].sum()
+  pos_bits = position_bits(s, q, main, esc, n)
+  bits = float(pos_bits.sum())
   esc_pos = np.flatnonzero(esc)
-  bits += (bits_t["latent_escape"][s[esc_pos], n] + n).sum()
 
   def push_range(lo, hi):
     for b in range((hi - lo + ENCODE_CHUNK - 1) // ENCODE_CHUNK - 1, -1, -1):
@@ -157,7 +180,9 @@ def encode_latents(coder, iarm: integer_arm.IntegerARM, grids: list[np.ndarray],
     rans.push_escapes(coder, n[sel], offset[sel], p_esc[s[esc_pos[sel]]])
     hi = b
   push_range(0, hi)
-  return float(bits)
+  if per_latent:
+    return bits, grid_order(order, pos_bits)
+  return bits
 
 
 def decode_latents(coder, iarm: integer_arm.IntegerARM, shapes, rows: int, cols: int,

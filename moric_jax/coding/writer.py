@@ -41,8 +41,8 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   symbols = [np.asarray(s) for s in symbols]
   # Base payload (a stack): latents first (decoded last), then the weights.
   coder = rans.new_encoder()
-  latent_bits = wavefront.encode_latents(coder, iarm, symbols, arch.context_rows,
-                                         arch.context_cols, coded)
+  latent_bits, per_latent = wavefront.encode_latents(
+      coder, iarm, symbols, arch.context_rows, arch.context_cols, coded, per_latent=True)
   lsn_ints = list(int_weights["lsn"])
   lsn_deltas = [f32(d) for d in deltas["lsn"]]
   has_gmn = modulation != "none"
@@ -79,8 +79,6 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
       delta_lsn0=1.0 if object_only else lsn_deltas[0],
       base_scales=tuple(base_scales), base_payload=rans.payload_bytes(coder),
       layers=tuple(layers))
-  per_latent = code_lengths.latent_bits(iarm, symbols, arch.context_rows,
-                                        arch.context_cols, coded)
   region_latents = np.bincount(np.asarray(owners), weights=per_latent,
                                minlength=num_regions)
   return bitstream.write(mf), {
