@@ -65,7 +65,7 @@ def main(argv):
     h, w = full.shape[:2]
     img = jnp.asarray(full[(h - size) // 2:(h + size) // 2, (w - size) // 2:(w + size) // 2])
     codec = Codec.from_config(config.model, size, size)
-    opt = overfit.make_optimizer(config.train.clip_norm)
+    opt = overfit.make_optimizer(config.train)
     params = codec.init(jax.random.PRNGKey(0))
     for chunk_size in map(int, _CHUNKS.value):
       chunk = overfit.build_chunk_fn(codec, config, opt, chunk_size)

@@ -39,8 +39,17 @@ def default() -> ml_collections.ConfigDict:
   config.train.clip_norm = 1.0
   config.train.ste_fraction = 0.1          # Share of num_steps in the straight-through phase.
   config.train.ste_learning_rate = 1e-4
+  config.train.optimizer = "adam"          # Networks: adam | soap (latents: Adam).
+  config.train.soap = ml_collections.ConfigDict(
+      dict(b1=0.95, b2=0.95, shampoo_beta=0.95, precondition_every=10))
   config.train.temperature = (0.3, 0.1)    # Soft-round temperature, annealed linearly.
+  config.train.noise = "kumaraswamy"       # Soft-phase noise: kumaraswamy | gaussian.
   config.train.kumaraswamy = (2.0, 1.0)    # Noise shape a: 1 = uniform.
+  config.train.gaussian_std = (0.22, 0.15)  # Gaussian noise std, annealed linearly.
+  config.train.noise_from_lmbda = False    # Gaussian start std from lambda (Cool-chic 5).
+  # Warm-up: candidate initialisations per stage, each stage round(fraction * num_steps)
+  # steps; the best go on (their steps count in num_steps). () = no warm-up.
+  config.train.warmup = ml_collections.ConfigDict(dict(candidates=(), fraction=0.025))
   config.train.weight_delta = 1.0 / 128    # Step used to estimate weight bits in the loss.
   config.train.chunk_size = 50             # Steps fused in one jit-compiled lax.scan.
   # Memory bounds for large images: above these sizes the LSNs run in row bands of

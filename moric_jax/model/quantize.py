@@ -33,23 +33,44 @@ def kumaraswamy_noise(key: jax.Array, shape: tuple[int, ...],
   return sample - 0.5
 
 
+def gaussian_noise(key: jax.Array, shape: tuple[int, ...],
+                   std: jax.Array | float) -> jax.Array:
+  """Zero-mean Gaussian noise of standard deviation ``std`` (symbol units)."""
+  return jnp.asarray(std, jnp.float32) * jax.random.normal(key, shape)
+
+
+NOISES = ("kumaraswamy", "gaussian")
+
+
+def training_noise(kind: str, key: jax.Array, shape: tuple[int, ...],
+                   level: jax.Array | float) -> jax.Array:
+  """Noise of the soft phase: ``kumaraswamy`` (``level`` = shape a, 1 = uniform;
+  C3's annealed noise) or ``gaussian`` (``level`` = standard deviation; Cool-chic 5)."""
+  if kind == "kumaraswamy":
+    return kumaraswamy_noise(key, shape, level)
+  if kind == "gaussian":
+    return gaussian_noise(key, shape, level)
+  raise ValueError(f"unknown training noise {kind!r}; expected one of {NOISES}")
+
+
 def round_ste(x: jax.Array) -> jax.Array:
   """Hard rounding in the forward pass, identity gradient (straight-through)."""
   return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
 def quantize_for_training(x: jax.Array, *, mode: str, temperature: jax.Array | float,
-                          noise_a: jax.Array | float, key: jax.Array | None
-                          ) -> tuple[jax.Array, jax.Array]:
+                          noise_a: jax.Array | float, key: jax.Array | None,
+                          noise: str = "kumaraswamy") -> tuple[jax.Array, jax.Array]:
   """Returns ``(for_rate, for_synthesis)`` versions of the latents ``x``.
 
   Modes:
-    ``soft``: rate on ``s(x) + n``, synthesis on ``s(s(x) + n)``, n Kumaraswamy noise.
+    ``soft``: rate on ``s(x) + n``, synthesis on ``s(s(x) + n)``, n the ``noise``
+      (``training_noise``) at level ``noise_a``.
     ``ste``: both on hard-rounded values with straight-through gradients.
     ``hard``: both on ``round(x)`` (evaluation; no gradient to x).
   """
   if mode == "soft":
-    noisy = soft_round(x, temperature) + kumaraswamy_noise(key, x.shape, noise_a)
+    noisy = soft_round(x, temperature) + training_noise(noise, key, x.shape, noise_a)
     return noisy, soft_round(noisy, temperature)
   if mode == "ste":
     q = round_ste(x)

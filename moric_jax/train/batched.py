@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from moric_jax import image_io
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit as overfit_lib
+from moric_jax.train import warmup
 from moric_jax.train.compress import CompressResult, finalize, memory_bounds
 
 
@@ -37,7 +38,9 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   """Trains one parameter set per lambda jointly; returns their trained params.
 
   All sets start from the same initialisation (same seed), so they differ only in
-  lambda. ``on_chunk(steps_done, total)`` reports progress.
+  lambda; with ``train.warmup`` each lambda goes on from its own best candidate.
+  ``on_chunk(steps_done, total)`` reports progress (steps per lambda, warm-up
+  candidates counted).
   """
   devices = list(devices or jax.devices())
   n = len(lmbdas)
@@ -48,27 +51,48 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   soft_steps, total = overfit_lib.phase_steps(config)
   k_init, k_train = jax.random.split(key)
   params = codec.init(k_init)
-  optimizer = overfit_lib.make_optimizer(tc.clip_norm)
+  optimizer = overfit_lib.make_optimizer(tc)
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=True)
-  carry = _stack(overfit_lib.initial_carry(params, optimizer, k_train), padded)
-  hyper = _stack(overfit_lib.hyper_params(config, soft_steps, total), padded)
-  hyper["lmbda"] = jnp.asarray(lm, jnp.float32)
+  hyper_one = overfit_lib.hyper_params(config, soft_steps, total)
   image_j = jnp.asarray(image, jnp.float32)
+  evaluate = evaluate or overfit_lib.eval_fn(codec, image_j, config)
+  done, offset = 0, 0
+  if warmup.stages(config):
+    # Progress in steps per lambda, every candidate's counted (num_steps budgets them).
+    reported = [0]
+
+    def on_steps(steps, aux):
+      reported[0] += steps
+      if on_chunk is not None:
+        on_chunk(reported[0] // len(lm), int(config.num_steps))
+
+    hypers = [dict(hyper_one, lmbda=jnp.asarray(l, jnp.float32)) for l in lm]
+    warm_chunk = chunk if warmup.chunk_length(config) == chunk_size else \
+        overfit_lib.build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
+                                   batched=True)
+    carry = warmup.run(
+        codec, image_j, config,
+        lambda j: overfit_lib.initial_carry(
+            codec.init(jax.random.fold_in(k_init, j)) if j else params, optimizer,
+            k_train), hypers, warm_chunk, evaluate, on_steps)
+    done, offset = warmup.warmup_steps(config), warmup.extra_steps(config)
+  else:
+    carry = _stack(overfit_lib.initial_carry(params, optimizer, k_train), padded)
+  hyper = _stack(hyper_one, padded)
+  hyper["lmbda"] = jnp.asarray(lm, jnp.float32)
   if len(devices) > 1:
     mesh = Mesh(np.asarray(devices), ("batch",))
     split = NamedSharding(mesh, PartitionSpec("batch"))
     carry = jax.device_put(carry, split)
     hyper = jax.device_put(hyper, split)
     image_j = jax.device_put(image_j, NamedSharding(mesh, PartitionSpec()))
-  done = 0
   while done < total:
     carry, _ = chunk(carry, image_j, hyper)
     jax.block_until_ready(carry)
     done = min(total, done + chunk_size)
     if on_chunk is not None:
-      on_chunk(done, total)
-  evaluate = evaluate or overfit_lib.eval_fn(codec, jnp.asarray(image, jnp.float32), config)
+      on_chunk(done + offset, int(config.num_steps))
   out = []
   for i in range(n):
     last = _unstack(carry[0], i)

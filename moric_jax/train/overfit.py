@@ -1,7 +1,7 @@
 """Per-image overfitting: jit-compiled chunks of steps (``lax.scan``), two phases.
 
-Phase 1 (soft): soft-rounded latents plus annealed Kumaraswamy noise, Adam with a
-cosine learning rate. Phase 2 (ste): hard rounding with straight-through gradients at
+Phase 1 (soft): soft-rounded latents plus annealed noise (Kumaraswamy or Gaussian),
+Adam for the latents and Adam or SOAP for the networks, cosine learning rate. Phase 2 (ste): hard rounding with straight-through gradients at
 a low learning rate, keeping the parameters with the lowest (hard) loss seen.
 Loss = MSE + lmbda * (latent bits + estimated weight bits) / pixels.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from moric_jax.model.codec import Codec
-from moric_jax.train import schedules
+from moric_jax.train import schedules, soap, warmup
 
 logger = logging.getLogger("moric_jax")
 
@@ -37,12 +37,13 @@ class ChunkStats:
 
 
 def loss_terms(params: dict, codec: Codec, image: jax.Array, lmbda, weight_delta: float,
-               *, mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None
-               ) -> tuple[jax.Array, dict, jax.Array]:
+               *, mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None,
+               noise: str = "kumaraswamy") -> tuple[jax.Array, dict, jax.Array]:
   """``(D + lmbda * R, aux, recon)`` (``Codec.rd_terms``); R in bpp: latent bits +
   estimated weight bits. ``lmbda``: scalar or ``(R,)`` per region."""
   return codec.rd_terms(params, image, lmbda, weight_delta, mode=mode,
-                        temperature=temperature, noise_a=noise_a, key=key, ste=ste)
+                        temperature=temperature, noise_a=noise_a, key=key, ste=ste,
+                        noise=noise)
 
 
 def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:
@@ -51,13 +52,49 @@ def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:
   return loss, aux
 
 
-def make_optimizer(clip_norm: float) -> optax.GradientTransformation:
-  """Adam direction with global-norm clipping; the learning rate is applied per step."""
-  return optax.chain(optax.clip_by_global_norm(clip_norm), optax.scale_by_adam())
+OPTIMIZERS = ("adam", "soap")
+
+
+def _labels(params: dict) -> dict:
+  """Optimizer group of every leaf: ``latents`` or ``networks``."""
+  return {k: jax.tree_util.tree_map(lambda _, k=k: "latents" if k == "latents"
+                                    else "networks", v) for k, v in params.items()}
+
+
+def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Update direction (the learning rate is applied per step): global-norm clipping,
+  then Adam for the latents and ``train.optimizer`` (``adam`` or ``soap``, with
+  ``train.soap`` its arguments) for the networks."""
+  name = str(train_config.get("optimizer", "adam"))
+  if name == "adam":
+    networks = optax.scale_by_adam()
+  elif name == "soap":
+    kwargs = train_config.get("soap", None) or {}
+    kwargs = kwargs.to_dict() if hasattr(kwargs, "to_dict") else dict(kwargs)
+    networks = soap.scale_by_soap(**kwargs)
+  else:
+    raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}")
+  return optax.chain(optax.clip_by_global_norm(float(train_config.clip_norm)),
+                     optax.multi_transform({"latents": optax.scale_by_adam(),
+                                            "networks": networks}, _labels))
+
+
+def noise_std_from_lmbda(lmbda: float) -> float:
+  """Cool-chic 5's starting noise level for a lambda: ``(0.747 - 0.432 log10 lmbda) / 10``
+  (more noise, so a flatter rate landscape, at lower rates)."""
+  return (0.747 - 0.432 * float(np.log10(max(float(lmbda), 1e-12)))) / 10.0
 
 
 def _psnr(mse: float) -> float:
   return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
+
+
+def _chunk_stats(step: int, phase: str, aux: dict, steps: int, seconds: float
+                 ) -> ChunkStats:
+  return ChunkStats(step=step, phase=phase, loss=float(aux["loss"]),
+                    psnr=_psnr(float(aux["mse"])),
+                    bpp=float(aux["bpp_latents"] + aux["bpp_weights"]),
+                    steps_per_second=steps / max(seconds, 1e-9))
 
 
 def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
@@ -76,18 +113,21 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   ``total_steps`` leave the carry unchanged, so the last chunk needs no retrace.
   """
   tc = config.train
+  noise = str(tc.get("noise", "kumaraswamy"))
+  noise_end = float(noise_range(tc)[1])
 
   def one_step(image, hyper, carry, _):
     params, opt_state, step, key, best_params, best_loss = carry
     soft_steps = hyper["soft_steps"]
     ste = step >= soft_steps
     temperature = schedules.linear(step, soft_steps, *tc.temperature)
-    noise_a = schedules.linear(step, soft_steps, *tc.kumaraswamy)
+    noise_level = schedules.linear(step, soft_steps, hyper["noise_start"],
+                                   noise_end)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, aux), grads = grad_fn(params, codec, image, hyper["lmbda"], tc.weight_delta,
                                  mode="train", temperature=temperature,
-                                 noise_a=noise_a, key=jax.random.fold_in(key, step),
-                                 ste=ste)
+                                 noise_a=noise_level, key=jax.random.fold_in(key, step),
+                                 ste=ste, noise=noise)
     active = step < hyper["total_steps"]
     # In the straight-through phase the forward pass is the hard loss: keep the best.
     better = ste & active & (loss < best_loss)
@@ -137,6 +177,13 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None) -> Calla
       params, jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32), image)
 
 
+def noise_range(train_config: ml_collections.ConfigDict) -> tuple[float, float]:
+  """``(start, end)`` level of ``train.noise``: Kumaraswamy shape or Gaussian std."""
+  if str(train_config.get("noise", "kumaraswamy")) == "gaussian":
+    return tuple(train_config.get("gaussian_std", (0.22, 0.15)))
+  return tuple(train_config.kumaraswamy)
+
+
 def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
                  lmbda=None) -> dict:
   """Traced scalars of the training program (changing them needs no recompile).
@@ -144,15 +191,25 @@ def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
   ``lmbda``: scalar or per-region ``(R,)`` array (default ``config.lmbda``).
   """
   lmbda = config.lmbda if lmbda is None else lmbda
+  tc = config.train
+  noise_start = noise_range(tc)[0]
+  if str(tc.get("noise", "kumaraswamy")) == "gaussian" and tc.get("noise_from_lmbda", False):
+    noise_start = noise_std_from_lmbda(np.ravel(np.asarray(lmbda, np.float64))[0])
   return {"lmbda": jnp.asarray(lmbda, jnp.float32), "soft_steps": jnp.int32(soft_steps),
+          "noise_start": jnp.float32(noise_start),
           "total_steps": jnp.int32(total), "lr_scale": jnp.float32(1.0),
           "learning_rate": jnp.float32(config.train.learning_rate),
           "ste_learning_rate": jnp.float32(config.train.ste_learning_rate)}
 
 
 def phase_steps(config: ml_collections.ConfigDict) -> tuple[int, int]:
-  """``(soft_steps, total_steps)``: the straight-through phase is the last share."""
-  total = int(config.num_steps)
+  """``(soft_steps, total_steps)`` of the kept trajectory: ``num_steps`` less the
+  steps of warm-up candidates that do not go on (``warmup.extra_steps``); the
+  straight-through phase is its last ``ste_fraction``."""
+  total = int(config.num_steps) - warmup.extra_steps(config)
+  if warmup.stages(config) and total <= warmup.warmup_steps(config):
+    raise ValueError(f"num_steps={config.num_steps} leaves no training after the "
+                     f"warm-up ({warmup.stages(config)} candidates x steps)")
   return total - int(round(total * float(config.train.ste_fraction))), total
 
 
@@ -212,18 +269,43 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
   tc = config.train
   soft_steps, total = phase_steps(config)
   k_init, k_train = jax.random.split(key)
+  stages = warmup.stages(config) if params is None else []
   if params is None:
     params = codec.init(k_init)
-  optimizer = make_optimizer(tc.clip_norm)
+  optimizer = make_optimizer(tc)
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = build_chunk_fn(codec, config, optimizer, chunk_size)
   hyper = hyper_params(config, soft_steps, total, lmbda)
   carry = initial_carry(params, optimizer, k_train) + (hyper["lr_scale"],)
   done = 0
+  restored = None
   if checkpointer is not None:
     done, restored = checkpointer.restore(carry)
     if restored is not None:
       carry = restored
+  # Steps reported to on_chunk count every candidate's (they are what num_steps
+  # budgets); the trajectory's own step is ``done``.
+  offset = warmup.extra_steps(config) if stages else 0
+  if stages and restored is None:
+    evaluate = evaluate or eval_fn(codec, image, config, lmbda)
+    reported, clock = [0], [time.perf_counter()]
+
+    def on_steps(n, aux):
+      reported[0] += n
+      now = time.perf_counter()
+      if on_chunk is not None:
+        on_chunk(_chunk_stats(reported[0], "warm-up", aux, n, now - clock[0]))
+      clock[0] = now
+
+    started = warmup.run(
+        codec, image, config,
+        lambda j: initial_carry(codec.init(jax.random.fold_in(k_init, j)) if j else params,
+                                optimizer, k_train),
+        [hyper], build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
+                                batched=True),
+        evaluate, on_steps)
+    carry = jax.tree_util.tree_map(lambda x: x[0], started) + (hyper["lr_scale"],)
+    done = warmup.warmup_steps(config)
   rollbacks = 0
   while done < total:
     t0 = time.perf_counter()
@@ -246,10 +328,8 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
     if checkpointer is not None:
       checkpointer.maybe_save(done, carry, force=done >= total)
     if on_chunk is not None:
-      on_chunk(ChunkStats(step=done, phase="soft" if done <= soft_steps else "ste",
-                          loss=float(aux["loss"]), psnr=_psnr(float(aux["mse"])),
-                          bpp=float(aux["bpp_latents"] + aux["bpp_weights"]),
-                          steps_per_second=n / (time.perf_counter() - t0)))
+      on_chunk(_chunk_stats(done + offset, "soft" if done <= soft_steps else "ste", aux,
+                            n, time.perf_counter() - t0))
   if checkpointer is not None:
     checkpointer.close()
   if soft_steps == total:

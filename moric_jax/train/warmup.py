@@ -1,0 +1,123 @@
+"""Warm-up: several initialisations train a few steps, only the best go on.
+
+Cool-chic 5's encoder starts 5 candidate initialisations, keeps the best 2 after a
+few dozen steps and the best one after as many more. Here a stage is a batch of
+candidate carries trained together by the batched training program (``vmap``), on
+the same schedule as the main run: the kept candidate simply continues, with its
+optimizer state, from the step the warm-up reached. Candidates are ranked by their
+hard-quantized loss (``eval_fn``). Every candidate step counts against
+``config.num_steps`` (``extra_steps``): an encode with warm-up costs the same
+number of training steps as one without.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from moric_jax.model.codec import Codec
+
+
+def stages(config: ml_collections.ConfigDict) -> list[tuple[int, int]]:
+  """``[(candidates, steps), ...]`` of ``config.train.warmup`` (empty = no warm-up).
+
+  ``config.train.warmup = dict(candidates=(5, 2), fraction=0.025)``: each stage runs
+  ``round(fraction * num_steps)`` steps (``steps=(50, 50)`` sets them instead); a
+  stage with one candidate or no step is pointless and dropped. ``ValueError`` for
+  inconsistent settings.
+  """
+  w = config.train.get("warmup", None)
+  if not w:
+    return []
+  cands = tuple(w.get("candidates", ()))
+  steps = w.get("steps", None)
+  if steps is None:
+    frac = float(w.get("fraction", 0.0))
+    if not 0.0 <= frac < 0.5:
+      raise ValueError(f"train.warmup.fraction must be in [0, 0.5), got {frac}")
+    steps = [int(round(frac * int(config.num_steps)))] * len(cands)
+  steps = tuple(steps)
+  if len(cands) != len(steps):
+    raise ValueError(f"train.warmup: {len(cands)} candidate counts but {len(steps)} "
+                     "step counts")
+  out = []
+  for c, s in zip(cands, steps):
+    c, s = int(c), int(s)
+    if c < 1 or s < 0:
+      raise ValueError(f"train.warmup: candidates must be >= 1 and steps >= 0, got "
+                       f"{c}, {s}")
+    if c > 1 and s > 0:
+      out.append((c, s))
+  return out
+
+
+def extra_steps(config: ml_collections.ConfigDict) -> int:
+  """Training steps of the candidates that do not go on: ``sum (c - 1) * s``."""
+  return sum((c - 1) * s for c, s in stages(config))
+
+
+def warmup_steps(config: ml_collections.ConfigDict) -> int:
+  """Steps of the kept trajectory spent in the warm-up: ``sum s``."""
+  return sum(s for _, s in stages(config))
+
+
+def chunk_length(config: ml_collections.ConfigDict) -> int:
+  """Steps per call of the batched program: divides every stage's step count."""
+  n = max(1, int(config.train.chunk_size))
+  for _, s in stages(config):
+    n = math.gcd(n, s)
+  return n
+
+
+def _stack(trees: Sequence) -> object:
+  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _take(tree, idx: np.ndarray):
+  return jax.tree_util.tree_map(lambda x: x[jnp.asarray(idx)], tree)
+
+
+def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
+        init_carry: Callable[[int], tuple], hypers: Sequence[dict],
+        batched_chunk: Callable, evaluate: Callable,
+        on_steps: Callable[[int, dict], None] | None = None) -> tuple:
+  """Runs the warm-up for every entry of ``hypers`` (one per lambda); returns the
+  kept carries stacked on a leading axis, one per entry, at step ``warmup_steps``.
+
+  ``init_carry(j)``: the training carry of candidate ``j`` (candidate 0 is the run
+  without warm-up); ``batched_chunk``: ``build_chunk_fn(..., batched=True)`` with
+  ``chunk_length(config)`` steps; ``evaluate(params, lmbda) -> (loss, ...)`` the hard
+  loss; ``on_steps(n, aux)`` is told after every call how many training steps it ran
+  and the last step's ``aux`` of the candidate with the lowest loss (host floats).
+  """
+  plan = stages(config)
+  n_lm = len(hypers)
+  first = plan[0][0]
+  carries = [init_carry(j) for j in range(first)]
+  # Batch layout: entry (i, j) = lambda i, candidate j, at index i * c + j.
+  carry = _stack([carries[j] for _ in range(n_lm) for j in range(first)])
+  length = chunk_length(config)
+  for stage, (cands, steps) in enumerate(plan):
+    hyper = _stack([h for h in hypers for _ in range(cands)])
+    for _ in range(steps // length):
+      carry, aux = batched_chunk(carry, image, hyper)
+      aux = jax.device_get(aux)
+      if on_steps is not None:
+        best = int(np.nanargmin(np.where(np.isfinite(aux["loss"]), aux["loss"], np.nan))
+                   if np.isfinite(aux["loss"]).any() else 0)
+        on_steps(length * n_lm * cands,
+                 {k: np.asarray(v)[best] for k, v in aux.items()})
+    params = carry[0]
+    losses = np.array([[float(evaluate(jax.tree_util.tree_map(lambda x: x[i * cands + j],
+                                                              params),
+                                       hypers[i]["lmbda"])[0])
+                        for j in range(cands)] for i in range(n_lm)])
+    losses = np.where(np.isfinite(losses), losses, np.inf)
+    keep = plan[stage + 1][0] if stage + 1 < len(plan) else 1
+    order = np.argsort(losses, axis=1, kind="stable")[:, :keep]
+    carry = _take(carry, (np.arange(n_lm)[:, None] * cands + order).ravel())
+  return carry
