@@ -1,0 +1,44 @@
+import pytest
+
+from configs import levers as levers_config
+from experiments import levers
+from moric_jax.sweeps import launch, rd
+
+
+def test_sweep_command_carries_base_and_lever_overrides(tmp_path):
+  cfg = levers_config.get_config()
+  cmd = levers.sweep_command(cfg.base, tmp_path / "soap",
+                             "train.clip_norm=2.0;train.optimizer=soap")
+  assert cmd[1:3] == ["-m", "experiments.sweep"]
+  assert f"--config.output_dir={tmp_path / 'soap'}" in cmd
+  assert "--config.lmbdas=(0.0005, 0.001, 0.002, 0.004)" in cmd
+  assert "--config.baselines=('webp', 'avif')" in cmd
+  assert cmd[-2:] == ["--config.train.clip_norm=2.0", "--config.train.optimizer=soap"]
+  with pytest.raises(ValueError, match="key=value"):
+    levers.sweep_command(cfg.base, tmp_path, "train.optimizer")
+
+
+def _rows(path, points, codec=None):
+  rows = []
+  for i, (b, p) in enumerate(points):
+    row = {"image": "x", "bpp": b, "psnr": p, "encode_seconds": 10.0}
+    row.update({"codec": codec, "quality": i} if codec else {"lmbda": 0.01 / (i + 1)})
+    rows.append(row)
+  fields = list(rows[0])
+  launch.write_csv(path, rows, fields)
+
+
+def test_summary_bd_rates_against_base_and_anchor(tmp_path):
+  curve = [(0.3, 30.0), (0.5, 32.0), (0.7, 33.5), (0.9, 34.5)]
+  for name, scale in (("base", 1.0), ("better", 0.8)):
+    (tmp_path / name).mkdir()
+    _rows(tmp_path / name / "results.csv", [(b * scale, p) for b, p in curve])
+  _rows(tmp_path / "base" / "baselines.csv", [(b * 1.25, p) for b, p in curve], "avif")
+  table = {r["lever"]: r for r in levers.summarise(tmp_path, ["base", "better"], 0.49)}
+  assert table["better"]["bd_vs_base"] == pytest.approx(-20.0, abs=0.5)
+  assert table["base"]["bd_vs_avif"] == pytest.approx(-20.0, abs=0.5)
+  assert "bd_vs_base" not in table["base"]
+  assert table["base"]["psnr_at"] == pytest.approx(31.9)
+  md = levers.markdown(list(table.values()), 0.49)
+  assert "| better |" in md and "-20.0%" in md
+  assert levers.interpolate_psnr([0.3, 0.5], [30, 32], 0.9) is None
