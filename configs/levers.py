@@ -36,6 +36,9 @@ def get_config():
       "latent_lr_quarter": "train.latent_lr_scale=0.25",
       "ste_quarter": "train.ste_fraction=0.25",
       "temperature": "train.temperature=(0.35, 0.08)",
+      "lr_double": "train.learning_rate=0.02",
+      "small_nets": "model.arm.hidden=(12, 12);model.lsn.hidden=(12, 12)",
+      "soap_every_5": "train.soap.precondition_every=5",
   })
   config.report_bpp = 0.49   # PSNR reported at this rate (Cool-chic 5's kodim23 point)
   config.only = ""   # comma-separated lever names to run (default: all)

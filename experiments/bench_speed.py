@@ -3,6 +3,7 @@
   python -m experiments.bench_speed --sizes=128,256 --chunks=1,50 --steps=300
   python -m experiments.bench_speed --sizes=256 --chunks=50 --lambda_batch=4
   python -m experiments.bench_speed --sizes=256 --chunks=50 --regions=1,2,3
+  python -m experiments.bench_speed --sizes=256 --chunks=50 --optimizers=adam,soap
 
 Times the compiled training program only (compile excluded, reported separately), on
 centre crops of the sample image, fixed seed. ``--lambda_batch=N`` also times N lambdas
@@ -29,6 +30,8 @@ _STEPS = flags.DEFINE_integer("steps", 300, "Timed steps per measurement.")
 _IMAGE = flags.DEFINE_string("image", "data/samples/kodim23.png", "Source image.")
 _LAMBDA_BATCH = flags.DEFINE_integer("lambda_batch", 0, "Also time N batched lambdas.")
 _REGIONS = flags.DEFINE_list("regions", [], "Region counts to time (1, 2, 3).")
+_OPTIMIZERS = flags.DEFINE_list("optimizers", [""], "Network optimizers to time, e.g. "
+                                "adam,soap (default: the preset's).")
 
 
 def _time_chunk(chunk, carry, img, hyper, chunk_size: int) -> tuple[float, float]:
@@ -65,14 +68,17 @@ def main(argv):
     h, w = full.shape[:2]
     img = jnp.asarray(full[(h - size) // 2:(h + size) // 2, (w - size) // 2:(w + size) // 2])
     codec = Codec.from_config(config.model, size, size)
-    opt = overfit.make_optimizer(config.train)
     params = codec.init(jax.random.PRNGKey(0))
-    for chunk_size in map(int, _CHUNKS.value):
+    for name, chunk_size in [(o, c) for o in _OPTIMIZERS.value for c in map(int, _CHUNKS.value)]:
+      if name:
+        config.train.optimizer = name
+      opt = overfit.make_optimizer(config.train)
+      label = f"{size}x{size} {config.train.optimizer} chunk={chunk_size:3d}"
       chunk = overfit.build_chunk_fn(codec, config, opt, chunk_size)
       carry = overfit.initial_carry(params, opt, jax.random.PRNGKey(1))
       rate, first = _time_chunk(chunk, carry, img, overfit.hyper_params(config, big, big),
                                 chunk_size)
-      print(f"{size}x{size} chunk={chunk_size:3d}: {rate:6.1f} steps/s "
+      print(f"{label}: {rate:6.1f} steps/s "
             f"(compile + first chunk {first:.1f} s)")
       n = _LAMBDA_BATCH.value
       if n > 1:
@@ -83,12 +89,12 @@ def main(argv):
         hyper_b = stack(overfit.hyper_params(config, big, big))
         hyper_b["lmbda"] = jnp.geomspace(5e-4, 4e-3, n).astype(jnp.float32)
         rate_b, first_b = _time_chunk(chunk_b, carry_b, img, hyper_b, chunk_size)
-        print(f"{size}x{size} chunk={chunk_size:3d} {n} lambdas batched: {rate_b:6.1f} "
+        print(f"{label} {n} lambdas batched: {rate_b:6.1f} "
               f"steps/s = {n * rate_b:6.1f} lambda-steps/s, speed-up vs one lambda at a "
               f"time {n * rate_b / rate:.2f}x (compile + first chunk {first_b:.1f} s)")
       for r in map(int, _REGIONS.value):
         if r == 1:
-          print(f"{size}x{size} chunk={chunk_size:3d} 1 region: "
+          print(f"{label} 1 region: "
                 f"{rate:6.1f} steps/s")
           continue
         mc = Codec.from_config(config.model, size, size, _object_masks(size, r - 1),
@@ -98,7 +104,7 @@ def main(argv):
                                         jax.random.PRNGKey(1))
         hyper_m = overfit.hyper_params(config, big, big, mc.lmbda_array(config.lmbda))
         rate_m, first_m = _time_chunk(chunk_m, carry_m, img, hyper_m, chunk_size)
-        print(f"{size}x{size} chunk={chunk_size:3d} {r} regions "
+        print(f"{label} {r} regions "
               f"({config.model.modulation}): {rate_m:6.1f} steps/s "
               f"(compile + first chunk {first_m:.1f} s)")
 

@@ -42,3 +42,16 @@ def test_summary_bd_rates_against_base_and_anchor(tmp_path):
   md = levers.markdown(list(table.values()), 0.49)
   assert "| better |" in md and "-20.0%" in md
   assert levers.interpolate_psnr([0.3, 0.5], [30, 32], 0.9) is None
+
+
+def test_equal_steps_comparison_interpolates_our_curve():
+  from experiments import equal_steps
+  rows = [{"image": "kodim23", "bpp": b, "psnr": p}
+          for b, p in ((0.4, 33.0), (0.6, 35.0), (0.8, 36.0))]
+  rows.append({"image": "other", "bpp": 0.5, "psnr": 30.0})
+  (line,) = equal_steps.compare(rows, {"kodim23": (0.5, 35.5, "ref"), "absent": (1, 1, "x")})
+  assert line["psnr_at_ref_bpp"] == pytest.approx(34.0)
+  assert line["bpp_for_ref_psnr"] == pytest.approx(0.7)
+  (far,) = equal_steps.compare(rows, {"kodim23": (0.9, 40.0, "ref")})
+  assert far["psnr_at_ref_bpp"] is None and far["bpp_for_ref_psnr"] is None
+  assert "n/a" in equal_steps.markdown([far], 2000)

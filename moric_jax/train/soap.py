@@ -70,6 +70,13 @@ def _refine_eigenbasis(a: jax.Array, q: jax.Array, iterations: int) -> jax.Array
   return jnp.where(finite, refined, q)
 
 
+def _maybe_refine(refresh: jax.Array, a: jax.Array, q: jax.Array, iterations: int
+                  ) -> jax.Array:
+  """``_refine_eigenbasis`` on refresh steps only (``lax.cond``: skipped otherwise;
+  under ``vmap`` both branches run, as a select)."""
+  return jax.lax.cond(refresh, lambda: _refine_eigenbasis(a, q, iterations), lambda: q)
+
+
 def _rotate(left: jax.Array | None, right: jax.Array | None, x: jax.Array) -> jax.Array:
   """``left @ x @ right`` with ``None`` standing for the identity."""
   if left is not None:
@@ -115,10 +122,10 @@ def scale_by_soap(b1: float = 0.95, b2: float = 0.95, shampoo_beta: float = 0.95
       left, right, ql, qr = s["left"], s["right"], s["q_left"], s["q_right"]
       if lm:
         left = shampoo_beta * left + (1.0 - shampoo_beta) * (g2 @ g2.T)
-        ql = jnp.where(refresh, _refine_eigenbasis(left, ql, iterations), ql)
+        ql = _maybe_refine(refresh, left, ql, iterations)
       if ln:
         right = shampoo_beta * right + (1.0 - shampoo_beta) * (g2.T @ g2)
-        qr = jnp.where(refresh, _refine_eigenbasis(right, qr, iterations), qr)
+        qr = _maybe_refine(refresh, right, qr, iterations)
       rot = functools.partial(_rotate, ql.T if lm else None, qr if ln else None)
       unrot = functools.partial(_rotate, ql if lm else None, qr.T if ln else None)
       mu = b1 * s["mu"] + (1.0 - b1) * g2
