@@ -34,6 +34,7 @@ def get_config():
       "wide_lsn": "model.lsn.hidden=(48,);model.lsn.activation=relu",
       "latent_lr_half": "train.latent_lr_scale=0.5",
       "latent_lr_quarter": "train.latent_lr_scale=0.25",
+      "latent_lr_double": "train.latent_lr_scale=2.0",
       "ste_quarter": "train.ste_fraction=0.25",
       "temperature": "train.temperature=(0.35, 0.08)",
       "lr_double": "train.learning_rate=0.02",

@@ -30,6 +30,7 @@ from tests.conftest import smooth_image
 from moric_jax import presets
 from moric_jax.train.batched import compress_image_batched
 cfg = presets.default(); cfg.num_steps = 30; cfg.train.chunk_size = 15; cfg.quant.num_deltas = 5
+cfg.train.optimizer = sys.argv[2]
 img = smooth_image(16, 16)
 out = {"devices": len(jax.devices())}
 for name, devs in (("sharded", jax.devices()), ("single", jax.devices()[:1])):
@@ -40,8 +41,12 @@ print(json.dumps(out))
 
 
 def test_sharded_over_two_host_devices_matches_single_device():
+  # Adam: sharding changes only the rounding of the sums. SOAP's basis refresh (power
+  # iteration on still rank-deficient factors early on) amplifies such rounding
+  # differences to ~1% of PSNR after 30 steps, so it would test the optimizer's
+  # sensitivity, not the sharding.
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  proc = subprocess.run([sys.executable, "-c", _SHARDED, str(ROOT)], env=env,
+  proc = subprocess.run([sys.executable, "-c", _SHARDED, str(ROOT), "adam"], env=env,
                         capture_output=True, text=True, timeout=600, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.strip().splitlines()[-1])

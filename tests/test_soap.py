@@ -80,8 +80,8 @@ def test_leaf_shapes_vectors_big_sides_and_scalars():
   state = opt.init(params)
   leaves = dict(zip(sorted(params), state.leaves))   # tree order = sorted keys
   assert leaves["k"]["q_left"].shape == (18, 18) and leaves["k"]["q_right"].shape == (4, 4)
-  assert leaves["v"]["q_left"].shape == (0, 0) and leaves["v"]["q_right"].shape == (5, 5)
-  assert leaves["big"]["q_left"].shape == (0, 0)      # 300 > max_dim: diagonal there
+  assert leaves["v"]["q_left"].shape == (1, 1) and leaves["v"]["q_right"].shape == (5, 5)
+  assert leaves["big"]["q_left"].shape == (1, 1)      # 300 > max_dim: diagonal there
   grads = jax.tree_util.tree_map(lambda x: 0.1 * jnp.ones_like(x), params)
   updates, state = opt.update(grads, state)
   for k in params:

@@ -100,12 +100,15 @@ def scale_by_soap(b1: float = 0.95, b2: float = 0.95, shampoo_beta: float = 0.95
     leaves = []
     for p in jax.tree_util.tree_leaves(params):
       m, n, lm, ln = _sides(jnp.shape(p), max_dim)
+      # A side that is not preconditioned keeps a (1, 1) placeholder (orbax cannot
+      # checkpoint empty arrays); which sides are is decided from the shapes alone.
+      lm1, ln1 = max(lm, 1), max(ln, 1)
       leaves.append({"mu": jnp.zeros((m, n), jnp.float32),
                      "nu": jnp.zeros((m, n), jnp.float32),
-                     "left": jnp.zeros((lm, lm), jnp.float32),
-                     "right": jnp.zeros((ln, ln), jnp.float32),
-                     "q_left": jnp.eye(lm, dtype=jnp.float32),
-                     "q_right": jnp.eye(ln, dtype=jnp.float32)})
+                     "left": jnp.zeros((lm1, lm1), jnp.float32),
+                     "right": jnp.zeros((ln1, ln1), jnp.float32),
+                     "q_left": jnp.eye(lm1, dtype=jnp.float32),
+                     "q_right": jnp.eye(ln1, dtype=jnp.float32)})
     return SoapState(count=jnp.zeros([], jnp.int32), leaves=leaves)
 
   def update_fn(updates, state, params=None):
