@@ -44,6 +44,9 @@ def test_bad_warmup_settings_are_refused(tiny_config):
 
 def test_warmup_keeps_the_candidate_with_the_lowest_loss(image32, tiny_config):
   cfg = tiny_config
+  # Adam: batched and one-at-a-time training then differ only by rounding (SOAP's
+  # basis refresh amplifies it, see test_batched.py).
+  cfg.train.optimizer = "adam"
   cfg.train.warmup.candidates = (3,)
   cfg.train.warmup.steps = (20,)
   cfg.train.chunk_size = 20
