@@ -118,3 +118,13 @@ def test_unknown_optimizer_is_refused(tiny_config):
   tiny_config.train.optimizer = "lion"
   with pytest.raises(ValueError, match="train.optimizer"):
     overfit.make_optimizer(tiny_config.train)
+
+
+def test_batched_training_gets_each_lambdas_own_noise_start(tiny_config):
+  tiny_config.train.noise = "gaussian"
+  tiny_config.train.noise_from_lmbda = True
+  hypers = batched.lambda_hypers(tiny_config, 90, 100, [1e-4, 1e-2])
+  starts = [float(h["noise_start"]) for h in hypers]
+  assert starts == pytest.approx([overfit.noise_std_from_lmbda(1e-4),
+                                  overfit.noise_std_from_lmbda(1e-2)], abs=1e-6)
+  assert [float(h["lmbda"]) for h in hypers] == pytest.approx([1e-4, 1e-2])

@@ -30,6 +30,12 @@ def _unstack(tree, i: int):
   return jax.tree_util.tree_map(lambda x: x[i], tree)
 
 
+def lambda_hypers(config: ml_collections.ConfigDict, soft_steps: int, total: int,
+                  lmbdas: Sequence[float]) -> list[dict]:
+  """``overfit.hyper_params`` for each lambda (the noise may start from the lambda)."""
+  return [overfit_lib.hyper_params(config, soft_steps, total, l) for l in lmbdas]
+
+
 def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
                     lmbdas: Sequence[float], key: jax.Array,
                     devices: Sequence[jax.Device] | None = None,
@@ -54,7 +60,7 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   optimizer = overfit_lib.make_optimizer(tc)
   chunk_size = max(1, min(int(tc.chunk_size), total))
   chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=True)
-  hyper_one = overfit_lib.hyper_params(config, soft_steps, total)
+  hypers = lambda_hypers(config, soft_steps, total, lm)
   image_j = jnp.asarray(image, jnp.float32)
   evaluate = evaluate or overfit_lib.eval_fn(codec, image_j, config)
   done, offset = 0, 0
@@ -67,7 +73,6 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
       if on_chunk is not None:
         on_chunk(reported[0] // len(lm), int(config.num_steps))
 
-    hypers = [dict(hyper_one, lmbda=jnp.asarray(l, jnp.float32)) for l in lm]
     warm_chunk = chunk if warmup.chunk_length(config) == chunk_size else \
         overfit_lib.build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
                                    batched=True)
@@ -79,8 +84,7 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
     done, offset = warmup.warmup_steps(config), warmup.extra_steps(config)
   else:
     carry = _stack(overfit_lib.initial_carry(params, optimizer, k_train), padded)
-  hyper = _stack(hyper_one, padded)
-  hyper["lmbda"] = jnp.asarray(lm, jnp.float32)
+  hyper = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *hypers)
   if len(devices) > 1:
     mesh = Mesh(np.asarray(devices), ("batch",))
     split = NamedSharding(mesh, PartitionSpec("batch"))

@@ -1,8 +1,10 @@
 """Per-image overfitting: jit-compiled chunks of steps (``lax.scan``), two phases.
 
 Phase 1 (soft): soft-rounded latents plus annealed noise (Kumaraswamy or Gaussian),
-Adam for the latents and Adam or SOAP for the networks, cosine learning rate. Phase 2 (ste): hard rounding with straight-through gradients at
-a low learning rate, keeping the parameters with the lowest (hard) loss seen.
+Adam for the latents and Adam or SOAP for the networks, cosine learning rate. Phase 2
+(ste): hard rounding with straight-through gradients at a low learning rate, keeping
+the parameters with the lowest (hard) loss seen. An optional warm-up (``warmup.py``)
+first trains several initialisations and goes on with the best.
 Loss = MSE + lmbda * (latent bits + estimated weight bits) / pixels.
 """
 from __future__ import annotations
