@@ -56,8 +56,7 @@ def test_warmup_keeps_the_candidate_with_the_lowest_loss(image32, tiny_config):
   opt = overfit.make_optimizer(cfg.train)
   hyper = overfit.hyper_params(cfg, soft, total)
   k_init, k_train = jax.random.split(jax.random.PRNGKey(0))
-  init = lambda j: overfit.initial_carry(codec.init(jax.random.fold_in(k_init, j)), opt,
-                                         k_train)
+  init = overfit.candidate_carry(codec, codec.init(k_init), opt, k_init, k_train)
   evaluate = overfit.eval_fn(codec, image, cfg)
   kept = warmup.run(codec, image, cfg, init, [hyper],
                     overfit.build_chunk_fn(codec, cfg, opt, 20, batched=True), evaluate)

@@ -78,9 +78,8 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
                                    batched=True)
     carry = warmup.run(
         codec, image_j, config,
-        lambda j: overfit_lib.initial_carry(
-            codec.init(jax.random.fold_in(k_init, j)) if j else params, optimizer,
-            k_train), hypers, warm_chunk, evaluate, on_steps)
+        overfit_lib.candidate_carry(codec, params, optimizer, k_init, k_train), hypers,
+        warm_chunk, evaluate, on_steps)
     done, offset = warmup.warmup_steps(config), warmup.extra_steps(config)
   else:
     carry = _stack(overfit_lib.initial_carry(params, optimizer, k_train), padded)

@@ -222,6 +222,14 @@ def initial_carry(params: dict, optimizer: optax.GradientTransformation,
           jnp.asarray(jnp.inf, jnp.float32))
 
 
+def candidate_carry(codec: Codec, params: dict, optimizer: optax.GradientTransformation,
+                    k_init: jax.Array, k_train: jax.Array) -> Callable[[int], tuple]:
+  """Warm-up candidate ``j`` -> its training carry: candidate 0 starts from ``params``
+  (the run without warm-up), candidate ``j`` from ``codec.init(fold_in(k_init, j))``."""
+  return lambda j: initial_carry(
+      codec.init(jax.random.fold_in(k_init, j)) if j else params, optimizer, k_train)
+
+
 def keep_better(last: dict, best: dict, best_loss: float, evaluate: Callable,
                 lmbda: float | None = None) -> dict:
   """The last parameters (never evaluated by the scan) or the best seen, by hard loss."""
@@ -301,8 +309,7 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
 
     started = warmup.run(
         codec, image, config,
-        lambda j: initial_carry(codec.init(jax.random.fold_in(k_init, j)) if j else params,
-                                optimizer, k_train),
+        candidate_carry(codec, params, optimizer, k_init, k_train),
         [hyper], build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
                                 batched=True),
         evaluate, on_steps)
