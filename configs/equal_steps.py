@@ -7,14 +7,11 @@ Cool-chic 5.0.1's own code, run on this CPU on the kodim23 256x256 centre crop w
 0.491 bpp (../shared/notes/coolchic5-recipe.md). The preset's recipe is used as is;
 ``num_steps`` counts every training step (warm-up candidates included).
 """
-from configs import sweep
+from configs import bench_cpu
 
 
 def get_config():
-  config = sweep.get_config()
-  config.images = ",".join(f"../shared/data/kodak/kodim{i:02d}.png" for i in (1, 4, 14, 23))
-  config.crop = 256
-  config.lmbdas = (0.0005, 0.001, 0.002, 0.004)
+  config = bench_cpu.get_config()     # the same four 256x256 crops and lambdas
   config.num_steps = 2000
   config.baselines = ("webp", "avif")
   config.output_dir = "runs/equal_steps"
