@@ -40,6 +40,10 @@ def get_config():
       "lr_double": "train.learning_rate=0.02",
       "small_nets": "model.arm.hidden=(12, 12);model.lsn.hidden=(12, 12)",
       "soap_every_5": "train.soap.precondition_every=5",
+      "learned_upsampling": "model.upsampling=learned",
+      "arm_small": "model.arm.hidden=(12, 12)",
+      "arm_context_12": "model.arm_context.rows=2;model.arm_context.cols=2",
+      "grids_6": "model.latents.num_grids=6",
   })
   config.report_bpp = 0.49   # PSNR reported at this rate (Cool-chic 5's kodim23 point)
   config.only = ""   # comma-separated lever names to run (default: all)

@@ -32,6 +32,8 @@ _LAMBDA_BATCH = flags.DEFINE_integer("lambda_batch", 0, "Also time N batched lam
 _REGIONS = flags.DEFINE_list("regions", [], "Region counts to time (1, 2, 3).")
 _OPTIMIZERS = flags.DEFINE_list("optimizers", [""], "Network optimizers to time, e.g. "
                                 "adam,soap (default: the preset's).")
+_UPSAMPLINGS = flags.DEFINE_list("upsamplings", [""], "Latent upsamplings to time, e.g. "
+                                 "bilinear,learned (default: the preset's).")
 
 
 def _time_chunk(chunk, carry, img, hyper, chunk_size: int) -> tuple[float, float]:
@@ -67,13 +69,18 @@ def main(argv):
   for size in map(int, _SIZES.value):
     h, w = full.shape[:2]
     img = jnp.asarray(full[(h - size) // 2:(h + size) // 2, (w - size) // 2:(w + size) // 2])
-    codec = Codec.from_config(config.model, size, size)
-    params = codec.init(jax.random.PRNGKey(0))
-    for name, chunk_size in [(o, c) for o in _OPTIMIZERS.value for c in map(int, _CHUNKS.value)]:
+    runs = [(u, o, c) for u in _UPSAMPLINGS.value for o in _OPTIMIZERS.value
+            for c in map(int, _CHUNKS.value)]
+    for ups, name, chunk_size in runs:
+      if ups:
+        config.model.upsampling = ups
+      codec = Codec.from_config(config.model, size, size)
+      params = codec.init(jax.random.PRNGKey(0))
       if name:
         config.train.optimizer = name
       opt = overfit.make_optimizer(config.train)
-      label = f"{size}x{size} {config.train.optimizer} chunk={chunk_size:3d}"
+      label = (f"{size}x{size} {config.train.optimizer} {codec.upsampling} "
+               f"chunk={chunk_size:3d}")
       chunk = overfit.build_chunk_fn(codec, config, opt, chunk_size)
       carry = overfit.initial_carry(params, opt, jax.random.PRNGKey(1))
       rate, first = _time_chunk(chunk, carry, img, overfit.hyper_params(config, big, big),

@@ -91,6 +91,8 @@ def craft(f: bitstream.MoricFile, *, height=None, width=None, mode=None,
   out += struct.pack("<f", d[0])
   if f.has_gmn:
     out += struct.pack("<f", f.delta_gmn)
+  if f.has_upsampling:
+    out += struct.pack("<f", f.delta_upsampling)
   layer_bytes = ([bitstream.layer_bytes(l) for l in f.layers] if layers is None
                  else [refit_crc(l) for l in layers])
   if f.num_regions > 1:
@@ -111,11 +113,7 @@ def craft(f: bitstream.MoricFile, *, height=None, width=None, mode=None,
 
 
 def _explicit_block(a: bitstream.Architecture) -> bytes:
-  return (bytes([a.num_grids]) + struct.pack("<ddd", a.q_step, a.base_gain, a.gain_growth)
-          + bytes([a.context_rows, a.context_cols, len(a.arm_hidden), *a.arm_hidden,
-                   bitstream.ACTIVATIONS.index(a.arm_activation), len(a.lsn_hidden),
-                   *a.lsn_hidden, a.lsn_num_res_convs, a.lsn_kernel_size,
-                   bitstream.ACTIVATIONS.index(a.lsn_activation)]))
+  return bitstream.explicit_arch_fields(a)
 
 
 def _absurd_int(rng: np.random.Generator, typical: int) -> int:
@@ -168,7 +166,8 @@ def header_mutation(rng: np.random.Generator, data: bytes) -> bytes:
       else:
         fields["num_regions"] = int(rng.integers(256))
     elif f == 5:
-      fields["arch_id"] = int(rng.integers(3)) if rng.random() < 0.7 else int(rng.integers(256))
+      fields["arch_id"] = (int(rng.integers(len(bitstream.BUILTIN_ARCHS) + 1))
+                           if rng.random() < 0.7 else int(rng.integers(256)))
       if rng.random() < 0.5:
         fields["arch_id"] = 0
         a = header.arch
@@ -187,7 +186,9 @@ def header_mutation(rng: np.random.Generator, data: bytes) -> bytes:
             q_step=_absurd_float(rng, a.q_step) if rng.random() < 0.2 else a.q_step,
             base_gain=_absurd_float(rng, a.base_gain) if rng.random() < 0.2 else a.base_gain,
             gain_growth=_absurd_float(rng, a.gain_growth) if rng.random() < 0.2
-            else a.gain_growth)
+            else a.gain_growth,
+            upsampling=str(rng.choice(bitstream.UPSAMPLINGS)) if rng.random() < 0.3
+            else a.upsampling)
         try:
           fields["arch_bytes"] = _explicit_block(a)
         except (ValueError, struct.error):
@@ -352,6 +353,7 @@ def make_base_files(steps: int = 10) -> list[bytes]:
       config.model.arm = dict(hidden=(8,), activation="relu")
       config.model.lsn = dict(hidden=(6,), num_res_convs=1, kernel_size=3,
                               activation="gelu")
+      config.model.upsampling = "bilinear"   # the other files use learned filters
     y, x = np.mgrid[0:h, 0:w] / max(h, w)
     img = np.stack([0.5 + 0.4 * np.sin(5 * x), 0.5 + 0.4 * np.cos(4 * y + x),
                     0.5 + 0.2 * rng.random((h, w))], -1).astype(np.float32)

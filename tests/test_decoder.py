@@ -53,14 +53,15 @@ def test_numpy_synthesis_matches_flax(scheme):
   ints = {"arm": perturb(params["arm"]), "lsn": [perturb(p) for p in params["lsn"]]}
   net = {"arm": weights_lib.dequantize_tree(ints["arm"], delta),
          "lsn": [weights_lib.dequantize_tree(k, delta) for k in ints["lsn"]]}
-  if codec.gmn is not None:
-    ints["gmn"] = perturb(params["gmn"])
-    net["gmn"] = weights_lib.dequantize_tree(ints["gmn"], delta)
+  for name in codec.shared_networks[1:]:   # GMN, learned upsampling
+    ints[name] = perturb(params[name])
+    net[name] = weights_lib.dequantize_tree(ints[name], delta)
+  assert codec.upsampling == "learned"     # the default preset's
   symbols = [rng.integers(-3, 4, s).astype(np.int32) for s in codec.grid_shapes]
   want, _ = codec.synthesize(net, [np.asarray(s, np.float32) for s in symbols])
   arch = bitstream.Architecture.from_model_config(_model_config(scheme))
   f = bitstream.MoricFile(h, w, 0, 2, False, arch, scheme, 8, 4, "gelu", 10, delta, delta,
-                          (b"",), 0.0, delta, (), b"", ())
+                          (b"",), 0.0, delta, (), b"", (), delta_upsampling=delta)
   # Templates list the tensors in Flax's leaf order and shapes.
   for name in codec.networks:
     tree = params[name] if name != "lsn" else params["lsn"][0]

@@ -1,26 +1,29 @@
-"""The ``.moric`` file (version 3, one format for one region or many; DESIGN §2.7).
+"""The ``.moric`` file (version 4, one format for one region or many; DESIGN §2.7).
 
 Layout (integers little-endian, ``varint`` = LEB128; ``scales`` = ``u8`` count, then
 one ``u8`` weight-table scale index per tensor)::
 
   base section
-    magic b"MRC", version u8 (= 3)
+    magic b"MRC", version u8 (= 4)
     height, width                    varint, varint
     mode                             u8  (0 = RGB, 1 = grey; 8 bits per channel)
     regions                          u8  (bits 0-6: R = 1..16 regions, background
                                           included; bit 7: object-only, no background)
-    architecture                     u8 built-in id (1, 2), or 0 + explicit fields
+    architecture                     u8 built-in id (1, 2, 3), or 0 + explicit fields
+                                     (the last: upsampling u8, 0 bilinear, 1 learned)
     [R > 1] modulation u8 (index in modulation.SCHEMES)
             [modulation != none] GMN width u8, modulation width u8, GMN activation u8
     arm_weight_frac_bits             u8  (integer ARM: W_int = round(w * 2**F))
     delta_arm                        f32 (weight quantization step)
     [GMN] delta_gmn                  f32
+    [learned upsampling] delta_ups   f32
     [R > 1] per object r = 1..R-1: contour varint length + C* bytes;
             then lambda_0 f32, then per object its layer's length (varint)
     [not object-only] delta_lsn_0    f32
-    scales                           ARM, GMN, LSN 0 tensors
+    scales                           ARM, GMN, upsampling, LSN 0 tensors
     payload                          varint length + ANS words (u32 LE): ARM, GMN,
-                                     LSN 0 weights, then the latents front by front
+                                     upsampling, LSN 0 weights, then the latents
+                                     front by front
     crc32                            u32 over every byte of the base section before it
   per object layer r = 1..R-1 (exactly the length the base section gives)
     lambda_r f32, delta_lsn_r f32, scales, ANS payload (the rest), crc32 u32 (over
@@ -55,9 +58,13 @@ import numpy as np
 from moric_jax.coding import integer_arm, tables
 from moric_jax.errors import BitstreamError
 from moric_jax.model.modulation import SCHEMES as MODULATIONS
+from moric_jax.model.upsampling import KINDS as UPSAMPLINGS
 
 MAGIC = b"MRC"
-VERSION = 3
+VERSION = 4
+# Versions the reader accepts: 3 is 4 without learned upsampling (no upsampling byte in
+# the explicit architecture fields, built-in ids 1 and 2 only).
+READABLE_VERSIONS = (3, 4)
 MAX_REGIONS = 16
 MODE_RGB8 = 0
 MODE_L8 = 1
@@ -84,6 +91,7 @@ class Architecture:
   lsn_num_res_convs: int = 2
   lsn_kernel_size: int = 3
   lsn_activation: str = "gelu"
+  upsampling: str = "bilinear"     # model.upsampling.KINDS
 
   def model_config(self):
     """``config.model`` ConfigDict for ``Codec.from_config`` (imports ml_collections)."""
@@ -95,6 +103,7 @@ class Architecture:
     c.arm = dict(hidden=tuple(self.arm_hidden), activation=self.arm_activation)
     c.lsn = dict(hidden=tuple(self.lsn_hidden), num_res_convs=self.lsn_num_res_convs,
                  kernel_size=self.lsn_kernel_size, activation=self.lsn_activation)
+    c.upsampling = self.upsampling
     return c
 
   @classmethod
@@ -118,7 +127,8 @@ class Architecture:
                lsn_hidden=tuple(int(w) for w in lsn.hidden),
                lsn_num_res_convs=int(lsn.get("num_res_convs", 2)),
                lsn_kernel_size=int(lsn.get("kernel_size", 3)),
-               lsn_activation=str(lsn.get("activation", "gelu")))
+               lsn_activation=str(lsn.get("activation", "gelu")),
+               upsampling=str(model.get("upsampling", "bilinear")))
     if arch.arm_activation != "relu":
       raise ValueError("the integer ARM needs activation 'relu'")
     arch.validate(ValueError)
@@ -142,6 +152,7 @@ class Architecture:
         (0 <= self.lsn_num_res_convs <= 8, f"LSN res convs {self.lsn_num_res_convs}"),
         (self.lsn_kernel_size in (1, 3, 5, 7), f"LSN kernel {self.lsn_kernel_size}"),
         (self.lsn_activation in ACTIVATIONS, f"LSN activation {self.lsn_activation}"),
+        (self.upsampling in UPSAMPLINGS, f"upsampling {self.upsampling}"),
     ]
     for ok, what in checks:
       if not ok:
@@ -150,8 +161,10 @@ class Architecture:
 
 # Built-in architectures (a file names one with a single byte). Never change an
 # entry: add a new id. 1: C3-sized with gains 2^k; 2: the same with a flat gain of 20
-# (the default preset since it was measured better, WORKSPACE.md).
-BUILTIN_ARCHS = {1: Architecture(), 2: Architecture(base_gain=20.0, gain_growth=1.0)}
+# (the default preset since it was measured better, WORKSPACE.md); 3: 2 with learned
+# upsampling filters.
+BUILTIN_ARCHS = {1: Architecture(), 2: Architecture(base_gain=20.0, gain_growth=1.0),
+                 3: Architecture(base_gain=20.0, gain_growth=1.0, upsampling="learned")}
 
 
 def f32(x: float) -> float:
@@ -169,22 +182,23 @@ def _varint(n: int) -> bytes:
       return bytes(out)
 
 
+def explicit_arch_fields(a: Architecture) -> bytes:
+  """The explicit architecture fields (after id 0), unchecked."""
+  return (bytes([a.num_grids]) + struct.pack("<ddd", a.q_step, a.base_gain, a.gain_growth)
+          + bytes([a.context_rows, a.context_cols, len(a.arm_hidden), *a.arm_hidden,
+                   ACTIVATIONS.index(a.arm_activation), len(a.lsn_hidden), *a.lsn_hidden,
+                   a.lsn_num_res_convs, a.lsn_kernel_size,
+                   ACTIVATIONS.index(a.lsn_activation), UPSAMPLINGS.index(a.upsampling)]))
+
+
 def write_arch(a: Architecture) -> bytes:
   """Architecture field: a built-in id, or 0 and the explicit fields."""
   arch_id = next((i for i, b in BUILTIN_ARCHS.items() if b == a), 0)
-  out = bytearray([arch_id])
-  if arch_id == 0:
-    out.append(a.num_grids)
-    out += struct.pack("<ddd", a.q_step, a.base_gain, a.gain_growth)
-    out += bytes([a.context_rows, a.context_cols, len(a.arm_hidden), *a.arm_hidden,
-                  ACTIVATIONS.index(a.arm_activation), len(a.lsn_hidden), *a.lsn_hidden,
-                  a.lsn_num_res_convs, a.lsn_kernel_size,
-                  ACTIVATIONS.index(a.lsn_activation)])
-  return bytes(out)
+  return bytes([arch_id]) + (explicit_arch_fields(a) if arch_id == 0 else b"")
 
 
-def read_arch(r: "_Reader") -> Architecture:
-  """Parses and validates the field ``write_arch`` writes."""
+def read_arch(r: "_Reader", version: int = VERSION) -> Architecture:
+  """Parses and validates the field ``write_arch`` writes (or version 3's)."""
   arch_id = r.u8("architecture id")
   if arch_id == 0:
     num_grids = r.u8("num_grids")
@@ -197,9 +211,13 @@ def read_arch(r: "_Reader") -> Architecture:
     res, ks, lsn_act = r.u8("LSN res convs"), r.u8("LSN kernel"), r.u8("LSN activation")
     if arm_act >= len(ACTIVATIONS) or lsn_act >= len(ACTIVATIONS):
       raise BitstreamError("unknown activation id")
+    ups = r.u8("upsampling") if version >= 4 else 0
+    if ups >= len(UPSAMPLINGS):
+      raise BitstreamError(f"unknown upsampling id {ups}")
     arch = Architecture(num_grids, q_step, base_gain, growth, rows, cols, arm_hidden,
-                        ACTIVATIONS[arm_act], lsn_hidden, res, ks, ACTIVATIONS[lsn_act])
-  elif arch_id in BUILTIN_ARCHS:
+                        ACTIVATIONS[arm_act], lsn_hidden, res, ks, ACTIVATIONS[lsn_act],
+                        UPSAMPLINGS[ups])
+  elif arch_id in BUILTIN_ARCHS and (version >= 4 or arch_id <= 2):
     arch = BUILTIN_ARCHS[arch_id]
   else:
     raise BitstreamError(f"unknown built-in architecture id {arch_id}")
@@ -280,7 +298,7 @@ class MoricFile:
 
   ``layers``: the complete object layers present (``layers[i]`` is region ``i + 1``);
   fewer than ``num_regions - 1`` when the file was cut (``truncated``). ``base_scales``
-  and ``base_payload`` hold the ARM, GMN and LSN-0 weights and all latents.
+  and ``base_payload`` hold the ARM, GMN, upsampling and LSN-0 weights and all latents.
   """
   height: int
   width: int
@@ -302,10 +320,17 @@ class MoricFile:
   base_payload: bytes
   layers: tuple[Layer, ...]
   truncated: bool = False
+  delta_upsampling: float = 1.0    # weight step of the learned upsampling filters
+  version: int = VERSION           # the file's format version (READABLE_VERSIONS)
 
   @property
   def has_gmn(self) -> bool:
     return self.modulation != "none"
+
+  @property
+  def has_upsampling(self) -> bool:
+    """Whether the file codes learned upsampling filters."""
+    return self.arch.upsampling == "learned"
 
   @property
   def rendered(self) -> tuple[int, ...]:
@@ -358,6 +383,8 @@ def write(f: MoricFile) -> bytes:
   out += struct.pack("<f", f.delta_arm)
   if f.has_gmn:
     out += struct.pack("<f", f.delta_gmn)
+  if f.has_upsampling:
+    out += struct.pack("<f", f.delta_upsampling)
   layers = [layer_bytes(layer) for layer in f.layers]
   if f.num_regions > 1:
     for c in f.contours:
@@ -418,9 +445,10 @@ def read(data) -> MoricFile:
     raise BitstreamError(f"file too short ({len(data)} bytes) to be a .moric file")
   if data[:len(MAGIC)] != MAGIC:
     raise BitstreamError("not a .moric file (bad magic bytes)")
-  if data[len(MAGIC)] != VERSION:
-    raise BitstreamError(f"unsupported .moric version {data[len(MAGIC)]} (this decoder "
-                         f"reads version {VERSION}; older files are not readable)")
+  version = data[len(MAGIC)]
+  if version not in READABLE_VERSIONS:
+    raise BitstreamError(f"unsupported .moric version {version} (this decoder reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))})")
   r = _Reader(data, len(data))
   r.pos = len(MAGIC) + 1
   height = r.varint("height", MAX_SIDE)
@@ -434,7 +462,7 @@ def read(data) -> MoricFile:
   num_regions, object_only = regions_byte & 0x7F, bool(regions_byte & 0x80)
   if not 1 <= num_regions <= MAX_REGIONS or (object_only and num_regions < 2):
     raise BitstreamError(f"unsupported number of regions {num_regions}")
-  arch = read_arch(r)
+  arch = read_arch(r, version)
   scheme, gmn_width, mod_width, gmn_act = "none", 0, 0, ACTIVATIONS[0]
   if num_regions > 1:
     scheme_id = r.u8("modulation")
@@ -454,6 +482,7 @@ def read(data) -> MoricFile:
     raise BitstreamError(f"bad ARM fraction bits {frac_bits}")
   delta_arm = _step(r, "ARM step")
   delta_gmn = _step(r, "GMN step") if scheme != "none" else 1.0
+  delta_ups = _step(r, "upsampling step") if arch.upsampling == "learned" else 1.0
   contours, lmbda0, layer_sizes = [], 0.0, []
   if num_regions > 1:
     for i in range(1, num_regions):
@@ -491,7 +520,7 @@ def read(data) -> MoricFile:
   return MoricFile(height, width, mode, num_regions, object_only, arch, scheme,
                    gmn_width, mod_width, gmn_act, frac_bits, delta_arm, delta_gmn,
                    tuple(contours), lmbda0, delta_lsn0, base_scales, base_payload,
-                   tuple(layers), len(layers) < num_regions - 1)
+                   tuple(layers), len(layers) < num_regions - 1, delta_ups, version)
 
 
 def section_spans(data: bytes, f: MoricFile | None = None) -> list[tuple[int, int]]:

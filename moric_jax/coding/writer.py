@@ -20,15 +20,15 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
           object_only: bool = False) -> tuple[bytes, dict]:
   """Entropy codes everything -> ``(bytes, bits)``.
 
-  ``deltas`` / ``int_weights``: ``arm``, ``gmn`` (if ``modulation != "none"``) and
-  ``lsn`` (a list, one per rendered region: background first unless ``object_only``;
+  ``deltas`` / ``int_weights``: ``arm``, ``gmn`` (if ``modulation != "none"``),
+  ``upsampling`` (if ``arch.upsampling == "learned"``) and ``lsn`` (a list, one per rendered region: background first unless ``object_only``;
   object LSNs are coded as their difference from LSN 0's integers on their own step,
   ``decode.reference_residual``);
   ``gmn``: ``width``, ``mod_width``, ``activation``; ``lmbdas``: ``(R,)``;
   ``symbols``: integer grids (0 where not ``coded``); ``owners``: ``(N,)`` owning
   region of every latent (grids raveled). ``bits``: ideal code lengths under the
-  integer model: ``latents`` (total), ``region_latents`` ``(R,)``, ``shared`` (ARM +
-  GMN), ``lsn`` (per rendered region), ``contours`` (per object, 8 * bytes).
+  integer model: ``latents`` (total), ``region_latents`` ``(R,)``, ``shared`` (ARM,
+  GMN, upsampling), ``lsn`` (per rendered region), ``contours`` (per object, 8 * bytes).
   """
   f32 = bitstream.f32
   num_regions = len(contours) + 1
@@ -46,7 +46,10 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   lsn_ints = list(int_weights["lsn"])
   lsn_deltas = [f32(d) for d in deltas["lsn"]]
   has_gmn = modulation != "none"
-  base_nets = [int_weights["arm"]] + ([int_weights["gmn"]] if has_gmn else [])
+  has_ups = arch.upsampling == "learned"
+  base_nets = ([int_weights["arm"]] + ([int_weights["gmn"]] if has_gmn else [])
+               + ([int_weights["upsampling"]] if has_ups else []))
+  num_shared = len(base_nets)
   if not object_only:
     base_nets.append(lsn_ints.pop(0))
   per_net = [leaves(tree) for tree in base_nets]
@@ -55,7 +58,7 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   for t in per_net:
     net_bits.append(code_lengths.tensors_bits(t, base_scales[i:i + len(t)]))
     i += len(t)
-  shared_bits = sum(net_bits[:2 if has_gmn else 1])
+  shared_bits = sum(net_bits[:num_shared])
   lsn_bits = [] if object_only else [net_bits[-1]]
   layers = []
   obj_deltas = lsn_deltas if object_only else lsn_deltas[1:]
@@ -78,7 +81,8 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
       contours=tuple(contours), lmbda0=f32(float(lmbdas[0])),
       delta_lsn0=1.0 if object_only else lsn_deltas[0],
       base_scales=tuple(base_scales), base_payload=rans.payload_bytes(coder),
-      layers=tuple(layers))
+      layers=tuple(layers),
+      delta_upsampling=f32(deltas["upsampling"]) if has_ups else 1.0)
   region_latents = np.bincount(np.asarray(owners), weights=per_latent,
                                minlength=num_regions)
   return bitstream.write(mf), {

@@ -1,11 +1,13 @@
 /* Compiled synthesis kernels of the JAX-free decoder (moric_jax.decoder.networks).
  *
  * Built ahead of time by `pip install -e .` (setup.py); plain C + the CPython API,
- * arrays passed through the buffer protocol (no NumPy headers). Three kernels:
+ * arrays passed through the buffer protocol (no NumPy headers). Four kernels:
  *
  *   upsample(grid, q, r0, r1, a0, a1, c0, c1, b0, b1, out)
  *       separable two-tap bilinear resampling of one int32 latent grid into one
  *       (strided) float32 column of the (N, L) stack;
+ *   upsample_band(grid, q, row_starts, row_weights, col_starts, col_weights, out)
+ *       the same with T x U taps per output (the learned upsampling's steps);
  *   mlp(ops, blob, inputs, outputs, n)
  *       a per-pixel network run on blocks of BLOCK pixels held in a small register
  *       file (rows of BLOCK floats, L1-resident): the program `ops` (int32) loads
@@ -496,6 +498,94 @@ done:
 }
 
 /* ------------------------------------------------------------------------------ */
+/* upsample_band: separable resampling with T (rows) and U (columns) taps per output,
+   out[y, x] = sum_u cw[x, u] * (sum_t rw[y, t] * (q * g[rs[y] + t, cs[x] + u])),
+   rows first. The learned upsampling's composed steps (model/upsampling.axis_bands). */
+
+CLONES
+static void run_upsample_band(const int32_t *g, Py_ssize_t gs0, Py_ssize_t gs1,
+                              Py_ssize_t wk, float q, const int64_t *rs, const float *rw,
+                              Py_ssize_t T, Py_ssize_t H, const int64_t *cs,
+                              const float *cw, Py_ssize_t U, Py_ssize_t W, float *out,
+                              Py_ssize_t os, float *row) {
+  for (Py_ssize_t y = 0; y < H; y++) {
+    const float *w = rw + y * T;
+    for (Py_ssize_t x = 0; x < wk; x++) row[x] = 0.0f;
+    for (Py_ssize_t t = 0; t < T; t++) {
+      const int32_t *gr = g + (rs[y] + t) * gs0;
+      const float wt = w[t];
+      for (Py_ssize_t x = 0; x < wk; x++) row[x] += ((float)gr[x * gs1] * q) * wt;
+    }
+    float *o = out + y * W * os;
+    for (Py_ssize_t x = 0; x < W; x++) {
+      const float *r = row + cs[x], *c = cw + x * U;
+      float acc = 0.0f;
+      for (Py_ssize_t u = 0; u < U; u++) acc += r[u] * c[u];
+      o[x * os] = acc;
+    }
+  }
+}
+
+static PyObject *py_upsample_band(PyObject *self, PyObject *args) {
+  PyObject *o[6];
+  float q;
+  if (!PyArg_ParseTuple(args, "OfOOOOO", &o[0], &q, &o[1], &o[2], &o[3], &o[4], &o[5]))
+    return NULL;
+  Buf g = {0}, rs = {0}, rw = {0}, cs = {0}, cw = {0}, out = {0};
+  PyObject *ret = NULL;
+  float *row = NULL;
+  if (buf_get(o[0], &g, "ilq", 4, 2, 0, "grid") < 0 ||
+      buf_get(o[1], &rs, "lq", 8, 1, 0, "row starts") < 0 ||
+      buf_get(o[2], &rw, "f", 4, 2, 0, "row weights") < 0 ||
+      buf_get(o[3], &cs, "lq", 8, 1, 0, "column starts") < 0 ||
+      buf_get(o[4], &cw, "f", 4, 2, 0, "column weights") < 0 ||
+      buf_get(o[5], &out, "f", 4, 1, 1, "out") < 0)
+    goto done;
+  const Py_ssize_t hk = g.view.shape[0], wk = g.view.shape[1];
+  const Py_ssize_t H = rs.view.shape[0], W = cs.view.shape[0];
+  const Py_ssize_t T = rw.view.shape[1], U = cw.view.shape[1];
+  if (rs.view.strides[0] != 8 || cs.view.strides[0] != 8 ||
+      rw.view.strides[1] != 4 || rw.view.strides[0] != 4 * T ||
+      cw.view.strides[1] != 4 || cw.view.strides[0] != 4 * U) {
+    PyErr_SetString(PyExc_ValueError, "upsample_band: taps must be C-contiguous");
+    goto done;
+  }
+  if (rw.view.shape[0] != H || cw.view.shape[0] != W || out.view.shape[0] != H * W ||
+      T < 1 || U < 1) {
+    PyErr_SetString(PyExc_ValueError, "upsample_band: size mismatch");
+    goto done;
+  }
+  const int64_t *RS = rs.view.buf, *CS = cs.view.buf;
+  for (Py_ssize_t i = 0; i < H; i++)
+    if (RS[i] < 0 || RS[i] + T > hk) {
+      PyErr_SetString(PyExc_ValueError, "upsample_band: row taps out of range");
+      goto done;
+    }
+  for (Py_ssize_t i = 0; i < W; i++)
+    if (CS[i] < 0 || CS[i] + U > wk) {
+      PyErr_SetString(PyExc_ValueError, "upsample_band: column taps out of range");
+      goto done;
+    }
+  row = PyMem_Malloc((wk ? wk : 1) * sizeof(float));
+  if (!row) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  run_upsample_band(g.view.buf, elem_stride(&g, 0), elem_stride(&g, 1), wk, q, RS,
+                    rw.view.buf, T, H, CS, cw.view.buf, U, W, out.view.buf,
+                    elem_stride(&out, 0), row);
+  Py_END_ALLOW_THREADS
+  ret = Py_None;
+  Py_INCREF(ret);
+done:
+  PyMem_Free(row);
+  buf_release(&g); buf_release(&rs); buf_release(&rw); buf_release(&cs);
+  buf_release(&cw); buf_release(&out);
+  return ret;
+}
+
+/* ------------------------------------------------------------------------------ */
 /* res_convs */
 
 /* Residual convs, row by row: act(x) of the K rows an output row reads sits in a ring
@@ -623,6 +713,9 @@ static PyMethodDef methods[] = {
      "strictly increasing)."},
     {"upsample", py_upsample, METH_VARARGS,
      "upsample(grid, q, r0, r1, a0, a1, c0, c1, b0, b1, out): two-tap bilinear."},
+    {"upsample_band", py_upsample_band, METH_VARARGS,
+     "upsample_band(grid, q, row_starts, row_weights, col_starts, col_weights, out): "
+     "separable resampling with T x U taps per output."},
     {"res_convs", py_res_convs, METH_VARARGS,
      "res_convs(x, kernels, biases, act): residual 'SAME' convs, in place."},
     {NULL, NULL, 0, NULL}};

@@ -18,7 +18,10 @@ def synthesize_float(f, layout, int_weights: dict, lsn_deltas: list[float],
                      symbols: list[np.ndarray], layers: int) -> np.ndarray:
   """``(H, W, 3) float32`` composition of the first ``layers`` rendered layers."""
   h, w, a = f.height, f.width, f.arch
-  stack = networks.upsample_stack(symbols, a.q_step, h, w)
+  ups = None
+  if f.has_upsampling:
+    ups = networks.dequantize(int_weights["upsampling"], f.delta_upsampling)
+  stack = networks.upsample_stack(symbols, a.q_step, h, w, ups)
   sig = None
   if f.has_gmn:
     sig = networks.gmn_forward(networks.dequantize(int_weights["gmn"], f.delta_gmn),

@@ -7,7 +7,7 @@ rasteriser; never JAX, Flax or training code (DESIGN §2.8). Steps:
    layers);
 2. the C* contours -> object masks -> region layout (``model.region_layout``, the same
    integer rules the encoder trained with);
-3. the base payload: ARM, GMN and LSN-0 weights, then every coded latent under the
+3. the base payload: ARM, GMN, upsampling and LSN-0 weights, then every coded latent under the
    integer ARM (wavefronts); each object layer's payload: its LSN weights;
 4. synthesis: latents upsampled once, the GMN over the frame, LSN 0 over the frame,
    each object's LSN over its box, kept inside its mask.
@@ -39,7 +39,7 @@ class Decoded:
 
   ``image``: ``(H, W, 3) uint8`` (RGB), ``(H, W) uint8`` (grey); object-only files add
   the decoded mask as alpha: ``(H, W, 4)`` / ``(H, W, 2)``. ``int_weights``: ``arm``,
-  ``gmn`` (if any), ``lsn`` (list, rendered order, decoded layers only).
+  ``gmn``, ``upsampling`` (if any), ``lsn`` (list, rendered order, decoded layers only).
   ``symbols``: integer latents per grid ``(h_k, w_k) int32``.
   """
   file: bitstream.MoricFile
@@ -81,17 +81,25 @@ def reference_residual(ints: dict, ref_ints: dict, ref_delta: float, delta: floa
 
 
 def templates(f: bitstream.MoricFile) -> dict:
-  """Parameter templates of the file's networks (``arm``, ``gmn``, ``lsn``)."""
+  """Parameter templates of the file's networks (``arm``, ``gmn``, ``upsampling``,
+  ``lsn``)."""
   out = {"arm": networks.arm_template(f.arch),
          "lsn": networks.lsn_template(f.arch, f.modulation, f.mod_width)}
   if f.has_gmn:
     out["gmn"] = networks.gmn_template(f.arch, f.modulation, f.gmn_width, f.mod_width)
+  if f.has_upsampling:
+    out["upsampling"] = networks.upsampling_template(f.arch)
   return out
 
 
+def shared_networks(f: bitstream.MoricFile) -> list[str]:
+  """The shared networks in the base payload, in coding order."""
+  return (["arm"] + (["gmn"] if f.has_gmn else [])
+          + (["upsampling"] if f.has_upsampling else []))
+
+
 def _base_networks(f: bitstream.MoricFile) -> list[str]:
-  names = ["arm"] + (["gmn"] if f.has_gmn else [])
-  return names + ([] if f.object_only else ["lsn"])
+  return shared_networks(f) + ([] if f.object_only else ["lsn"])
 
 
 def _decode_tensors(coder, tpl_list: list[dict], scales, what: str) -> list[dict]:
@@ -202,10 +210,9 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
   except ValueError as e:   # an integer ARM the kernels refuse (crafted weights/steps)
     raise BitstreamError(f"bad ARM: {e}") from None
   coder.finish()
-  ints = {"arm": decoded["arm"], "lsn": [decoded["lsn"]] if "lsn" in decoded else []}
+  ints = {n: decoded[n] for n in shared_networks(f)}
+  ints["lsn"] = [decoded["lsn"]] if "lsn" in decoded else []
   deltas = [] if f.object_only else [f.delta_lsn0]
-  if f.has_gmn:
-    ints["gmn"] = decoded["gmn"]
   for i, layer in enumerate(f.layers[:object_layers], start=1):
     c = rans.GuardedDecoder(layer.payload, f"layer {i} payload")
     coded = _decode_tensors(c, [tpl["lsn"]], layer.scales, f"layer {i}")[0]
@@ -269,12 +276,12 @@ def info(data) -> dict:
   net_bits = lambda tree, scale_list: code_lengths.tensors_bits(
       networks.flatten(tree), scale_list)
   tpl = templates(f)
-  n_arm = len(networks.flatten(tpl["arm"]))
-  n_gmn = len(networks.flatten(tpl["gmn"])) if f.has_gmn else 0
-  shared = net_bits(d.int_weights["arm"], f.base_scales[:n_arm])
-  if f.has_gmn:
-    shared += net_bits(d.int_weights["gmn"], f.base_scales[n_arm:n_arm + n_gmn])
-  lsn_scales = ([] if f.object_only else [f.base_scales[n_arm + n_gmn:]]) + [
+  shared, n_shared = 0.0, 0
+  for name in shared_networks(f):
+    n = len(networks.flatten(tpl[name]))
+    shared += net_bits(d.int_weights[name], f.base_scales[n_shared:n_shared + n])
+    n_shared += n
+  lsn_scales = ([] if f.object_only else [f.base_scales[n_shared:]]) + [
       layer.scales for layer in f.layers]
   lsn_deltas = ([] if f.object_only else [f.delta_lsn0]) + [l.delta_lsn for l in f.layers]
 
@@ -297,7 +304,7 @@ def info(data) -> dict:
         "bits_weights": net_bits(lsn_coded(j), lsn_scales[j]) if has_lsn else 0.0,
         "bits_contour": 8 * len(f.contours[r - 1]) if r >= 1 else 0,
         "layer_present": has_lsn or (r == 0 and f.object_only)})
-  return {"version": bitstream.VERSION, "height": f.height, "width": f.width,
+  return {"version": f.version, "height": f.height, "width": f.width,
           "mode": bitstream.MODE_NAMES[f.mode], "num_regions": f.num_regions,
           "object_only": f.object_only, "modulation": f.modulation,
           "bytes": len(data), "bpp": 8.0 * len(data) / pixels,
@@ -306,6 +313,7 @@ def info(data) -> dict:
           "gmn": ({"width": f.gmn_width, "mod_width": f.mod_width,
                    "activation": f.gmn_activation} if f.has_gmn else None),
           "arm_weight_frac_bits": f.arm_frac_bits, "delta_arm": f.delta_arm,
+          "delta_upsampling": f.delta_upsampling if f.has_upsampling else None,
           "delta_lsn": [f.delta_lsn0] * (not f.object_only) + [l.delta_lsn
                                                                for l in f.layers],
           "bits_shared_weights": shared, "truncated": f.truncated,

@@ -22,6 +22,7 @@ import numpy as np
 
 from moric_jax.model import grids
 from moric_jax.model import modulation
+from moric_jax.model import upsampling
 
 
 def _dense(din: int, dout: int) -> dict:
@@ -50,6 +51,32 @@ def gmn_template(arch, scheme: str, width: int, mod_width: int) -> dict:
     p[f"Dense_{2 * k + 1}"] = _dense(width, c)
     prev = width
   return {"params": p}
+
+
+def upsampling_template(arch) -> dict:
+  """Learned upsampling filters (``model.upsampling``): offsets ``(L - 1, 4)``."""
+  return {"offsets": (max(arch.num_grids - 1, 0), upsampling.NUM_TAPS)}
+
+
+def learned_upsample_stack(symbol_grids: list[np.ndarray], q_step: float,
+                           params: dict) -> np.ndarray:
+  """Integer grids -> ``(H * W, L)`` float32 stack through the learned 2x steps of
+  ``model.upsampling`` (offsets ``params["offsets"]``, float32)."""
+  offsets = np.asarray(params["offsets"], np.float32)
+  if _synth is None:
+    g = [np.asarray(s, np.float32) * np.float32(q_step) for s in symbol_grids]
+    return upsampling.upsample_stack(g, offsets).reshape(len(g), -1).T
+  shapes = [np.shape(s) for s in symbol_grids]
+  height, width = shapes[0]
+  rows = upsampling.axis_bands(offsets, [s[0] for s in shapes])
+  cols = upsampling.axis_bands(offsets, [s[1] for s in shapes])
+  planes = np.empty((len(shapes), height * width), np.float32)
+  for k, g in enumerate(symbol_grids):
+    g = np.asarray(g)
+    if g.dtype != np.int32:
+      g = g.astype(np.int32)
+    _synth.upsample_band(g, float(q_step), *rows[k], *cols[k], planes[k])
+  return planes.T
 
 
 def lsn_template(arch, scheme: str, mod_width: int) -> dict:
@@ -280,9 +307,12 @@ def _float2d(x: np.ndarray) -> np.ndarray:
 
 
 def upsample_stack(symbol_grids: list[np.ndarray], q_step: float, height: int,
-                   width: int) -> np.ndarray:
+                   width: int, upsampling_params: dict | None = None) -> np.ndarray:
   """Integer grids -> ``(H * W, L)`` float32 stack of ``q_step * symbol`` bilinearly
-  upsampled (compiled ``upsample_stack_reference``)."""
+  upsampled (compiled ``upsample_stack_reference``), or through the learned filters
+  ``upsampling_params`` (``learned_upsample_stack``)."""
+  if upsampling_params is not None:
+    return learned_upsample_stack(symbol_grids, q_step, upsampling_params)
   if _synth is None:
     return upsample_stack_reference(symbol_grids, q_step, height, width)
   # Planar storage (one contiguous plane per grid), returned as its (N, L) view: the

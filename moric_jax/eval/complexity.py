@@ -13,7 +13,8 @@ def macs_per_pixel(codec) -> dict[str, float]:
   """MACs per image pixel of decoding a ``Codec`` (any number of regions).
 
   ARM: one MLP per coded latent; upsampling: separable bilinear, once over the frame
-  (2 + 2 MACs per grid); GMN: once over the frame; LSNs: each rendered region's over
+  (2 + 2 MACs per grid), or learned 2x steps (4 taps per axis for every channel that
+  passes a step, at the finer resolution); GMN: once over the frame; LSNs: each rendered region's over
   its box (LSN 0 over the frame), including the modulation inputs and residual convs.
   """
   pixels = codec.height * codec.width
@@ -21,6 +22,13 @@ def macs_per_pixel(codec) -> dict[str, float]:
   num_coded = sum(int(c.sum()) for c in codec.layout.coded)
   arm = mlp_macs([codec.context_size, *codec.arm.hidden, 2]) * num_coded
   upsample = 4.0 * (lg - 1) * pixels
+  if getattr(codec, "upsampling", "bilinear") == "learned":
+    shapes = codec.grid_shapes
+    # Step j (grid j+1 -> j) filters L-1-j channels: along rows to (h_j, w_{j+1}),
+    # then along columns to (h_j, w_j), 4 taps per output.
+    upsample = float(sum(4 * (lg - 1 - j) * (shapes[j][0] * shapes[j + 1][1]
+                                            + shapes[j][0] * shapes[j][1])
+                         for j in range(lg - 1)))
   lsn = codec.lsn
   widths, gmn = [], 0
   if codec.gmn is not None:

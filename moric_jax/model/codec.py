@@ -37,6 +37,7 @@ from moric_jax.model import arm as arm_lib
 from moric_jax.model import latents as latents_lib
 from moric_jax.model import modulation as modulation_lib
 from moric_jax.model import quantize
+from moric_jax.model import upsampling as upsampling_lib
 from moric_jax.model import weights as weights_lib
 from moric_jax.model.gmn import GMN
 from moric_jax.model.lsn import LSN
@@ -73,6 +74,7 @@ class Codec:
   gmn: GMN | None
   layout: Layout
   layer0_weight: float = 0.0
+  upsampling: str = "bilinear"   # upsampling.KINDS
   band_pixels: int = 0     # > 0: LSNs run in rematerialised row bands of ~this size
   arm_chunk: int = 0       # > 0: the ARM runs in rematerialised chunks of latents
 
@@ -98,8 +100,13 @@ class Codec:
       if g["activation"] not in ("relu", "gelu"):
         raise ValueError(f"GMN activation must be relu or gelu, got {g['activation']!r}")
       gmn = GMN(scheme=scheme, lsn_hidden=tuple(model_config.lsn.hidden), **g)
+    upsampling = str(model_config.get("upsampling", "bilinear"))
+    if upsampling not in upsampling_lib.KINDS:
+      raise ValueError(f"config.model.upsampling must be one of {upsampling_lib.KINDS}, "
+                       f"got {upsampling!r}")
     return cls(
         height=height, width=width, num_grids=lat.num_grids, q_step=lat.q_step,
+        upsampling=upsampling,
         gains=tuple(latents_lib.grid_gains(lat.num_grids, lat.base_gain, lat.gain_growth)),
         context_rows=model_config.arm_context.rows,
         context_cols=model_config.arm_context.cols,
@@ -113,7 +120,14 @@ class Codec:
 
   @property
   def networks(self) -> tuple[str, ...]:
-    return ("arm", "gmn", "lsn") if self.gmn is not None else ("arm", "lsn")
+    """Keys of the coded networks in the parameter tree (``shared_networks`` + LSNs)."""
+    return self.shared_networks + ("lsn",)
+
+  @property
+  def shared_networks(self) -> tuple[str, ...]:
+    """Networks shared by all regions (their bits weigh with the background's lambda)."""
+    return (("arm",) + (("gmn",) if self.gmn is not None else ())
+            + (("upsampling",) if self.upsampling == "learned" else ()))
 
   @property
   def context_size(self) -> int:
@@ -141,6 +155,9 @@ class Codec:
     keys = jax.random.split(key, 2 + len(self.layout.rendered))
     params = {"latents": latents_lib.init_latents(self.height, self.width, self.num_grids),
               "arm": self.arm.init(keys[0], jnp.zeros((1, self.context_size)))}
+    if self.upsampling == "learned":
+      params["upsampling"] = {"offsets": jnp.asarray(
+          upsampling_lib.init_offsets(self.num_grids))}
     x = jnp.zeros((1, 1, self.num_grids))
     sig = None
     if self.gmn is not None:
@@ -213,6 +230,15 @@ class Codec:
     out = jax.lax.map(jax.checkpoint(one_band), (xs, ss, valid))
     return out.reshape(nb * band, w, 3)[:h]
 
+  def upsample(self, grids: list[jax.Array], upsampling_params: dict | None
+               ) -> jax.Array:
+    """L grids ``(h_k, w_k)`` -> ``(H, W, L)`` stack (bilinear, or the learned steps
+    of ``upsampling.py`` with ``upsampling_params["offsets"]``)."""
+    if self.upsampling == "bilinear":
+      return latents_lib.upsample_stack(grids, self.height, self.width)
+    planar = upsampling_lib.upsample_stack(grids, upsampling_params["offsets"], jnp)
+    return jnp.transpose(planar, (1, 2, 0))
+
   def synthesize(self, net_params: dict, symbol_grids: list[jax.Array],
                  layers: int | None = None) -> tuple[jax.Array, jax.Array | None]:
     """Symbol grids -> ``(image, layer-0 image or None)``, ``(H, W, 3)`` unclipped.
@@ -222,8 +248,8 @@ class Codec:
     """
     rendered = self.layout.rendered
     n = len(rendered) if layers is None else max(1, min(int(layers), len(rendered)))
-    stack = latents_lib.upsample_stack([self.q_step * s for s in symbol_grids],
-                                       self.height, self.width)
+    stack = self.upsample([self.q_step * s for s in symbol_grids],
+                          net_params.get("upsampling"))
     sig = self.gmn.apply(net_params["gmn"], stack) if self.gmn is not None else None
     out0 = None
     x = jnp.zeros((self.height, self.width, 3), stack.dtype)
@@ -301,9 +327,8 @@ class Codec:
       shown = self.layout.rendered
       mse = jnp.sum(region_sse[np.asarray(shown)]) / (3.0 * pixels)
     lsn_bits = self.lsn_bits(params["lsn"], weight_delta)
-    shared_bits = weights_lib.tree_bits(params["arm"], weight_delta)
-    if self.gmn is not None:
-      shared_bits = shared_bits + weights_lib.tree_bits(params["gmn"], weight_delta)
+    shared_bits = sum(weights_lib.tree_bits(params[n], weight_delta)
+                      for n in self.shared_networks)
     lsn_lam = lam[np.asarray(self.layout.rendered)]
     loss = (mse + jnp.sum(lam * lat_bits) / pixels + jnp.sum(lsn_lam * lsn_bits) / pixels
             + lam[0] * shared_bits / pixels)

@@ -3,7 +3,8 @@
 Grid k (k = 0..L-1) has shape ``(ceil(H / 2^k), ceil(W / 2^k))``. The trainable value
 ``theta_k`` is multiplied by a fixed gain ``gain_k = base_gain * gain_growth^k`` to give
 the latent in symbol units (one quantization bin = 1; the coded symbol is its rounding).
-The synthesis sees ``q_step * symbol`` upsampled bilinearly to ``(H, W)``.
+The synthesis sees ``q_step * symbol`` upsampled to ``(H, W)``: bilinearly here, or by
+the learned steps of ``upsampling.py`` (``Codec.upsample``).
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ so both derive the same layout from the decoded contours:
   region that owns the pixel at its footprint's centre (``grids.footprint_centre``);
   its rate is weighed by that region's lambda. Nothing is coded twice.
 * Object-only files (no background layer) code only the latents whose bilinear
-  footprint reaches an object pixel; the others are 0 and cost nothing.
+  footprint reaches an object pixel; the others are 0 and cost nothing (with learned
+  upsampling, pixels near an object's edge also read some of these zeros).
 """
 from __future__ import annotations
 

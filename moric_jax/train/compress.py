@@ -70,11 +70,10 @@ def code_contours(labels: np.ndarray) -> tuple[list[bytes], list[np.ndarray]]:
 def decoded_params(codec: Codec, int_weights: dict, deltas: dict,
                    symbols: list[np.ndarray]) -> dict:
   """Parameters as the decoder sees them (dequantized weights, latents = symbols)."""
-  p = {"arm": weights_lib.dequantize_tree(int_weights["arm"], deltas["arm"]),
-       "lsn": [weights_lib.dequantize_tree(k, d)
-               for k, d in zip(int_weights["lsn"], deltas["lsn"])]}
-  if codec.gmn is not None:
-    p["gmn"] = weights_lib.dequantize_tree(int_weights["gmn"], deltas["gmn"])
+  p = {n: weights_lib.dequantize_tree(int_weights[n], deltas[n])
+       for n in codec.shared_networks}
+  p["lsn"] = [weights_lib.dequantize_tree(k, d)
+              for k, d in zip(int_weights["lsn"], deltas["lsn"])]
   p["latents"] = [jnp.asarray(s, jnp.float32) / g for s, g in zip(symbols, codec.gains)]
   return p
 
@@ -150,8 +149,7 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
   latent_cost = lambda a: float(np.dot(lam, np.asarray(a["region_latent_bits"]))) / pixels
   dist_cost = lambda a: float(a["mse"]) + codec.layer0_weight * float(a["mse_layer0"])
   names = [("arm", latent_cost, lam[0])]
-  if codec.gmn is not None:
-    names.append(("gmn", dist_cost, lam[0]))
+  names += [(n, dist_cost, lam[0]) for n in codec.shared_networks if n != "arm"]
   rendered = codec.layout.rendered
   names += [(("lsn", j), dist_cost, lam[r]) for j, r in enumerate(rendered)]
   choice = {}
@@ -164,12 +162,10 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
           reference_residual(k, base.int_params, base.delta, d))
     choice[n] = weight_search.search_network(params, n, grid, aux_of, float(l), pixels, c,
                                              bits_of)
-  deltas = {"arm": choice["arm"].delta,
-            "lsn": [choice[("lsn", j)].delta for j in range(len(rendered))]}
-  ints = {"arm": choice["arm"].int_params,
-          "lsn": [choice[("lsn", j)].int_params for j in range(len(rendered))]}
-  if codec.gmn is not None:
-    deltas["gmn"], ints["gmn"] = choice["gmn"].delta, choice["gmn"].int_params
+  deltas = {n: choice[n].delta for n in codec.shared_networks}
+  ints = {n: choice[n].int_params for n in codec.shared_networks}
+  deltas["lsn"] = [choice[("lsn", j)].delta for j in range(len(rendered))]
+  ints["lsn"] = [choice[("lsn", j)].int_params for j in range(len(rendered))]
   symbols = [np.asarray(s) for s in codec.integer_symbols(params["latents"])]
   _, aux, recon_f = evaluate(decoded_params(codec, ints, deltas, symbols), lmbdas)
   aux = jax.device_get(aux)
