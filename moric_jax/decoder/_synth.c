@@ -1,13 +1,12 @@
 /* Compiled synthesis kernels of the JAX-free decoder (moric_jax.decoder.networks).
  *
  * Built ahead of time by `pip install -e .` (setup.py); plain C + the CPython API,
- * arrays passed through the buffer protocol (no NumPy headers). Four kernels:
+ * arrays passed through the buffer protocol (no NumPy headers). Three kernels:
  *
- *   upsample(grid, q, r0, r1, a0, a1, c0, c1, b0, b1, out)
- *       separable two-tap bilinear resampling of one int32 latent grid into one
- *       (strided) float32 column of the (N, L) stack;
  *   upsample_band(grid, q, row_starts, row_weights, col_starts, col_weights, out)
- *       the same with T x U taps per output (the learned upsampling's steps);
+ *       separable resampling of one int32 latent grid with T x U taps per output
+ *       into one (strided) float32 column of the (N, L) stack (bilinear: T = U = 2;
+ *       the learned upsampling: its composed 2x steps);
  *   mlp(ops, blob, inputs, outputs, n)
  *       a per-pixel network run on blocks of BLOCK pixels held in a small register
  *       file (rows of BLOCK floats, L1-resident): the program `ops` (int32) loads
@@ -418,86 +417,6 @@ done:
 }
 
 /* ------------------------------------------------------------------------------ */
-/* upsample */
-
-CLONES
-static void run_upsample(const int32_t *g, Py_ssize_t gs0, Py_ssize_t gs1, Py_ssize_t wk,
-                         float q, const int64_t *r0, const int64_t *r1, const float *a0,
-                         const float *a1, Py_ssize_t H, const int64_t *c0,
-                         const int64_t *c1, const float *b0, const float *b1, Py_ssize_t W,
-                         float *out, Py_ssize_t os, float *row) {
-  for (Py_ssize_t y = 0; y < H; y++) {
-    const int32_t *g0 = g + r0[y] * gs0, *g1 = g + r1[y] * gs0;
-    const float w0 = a0[y], w1 = a1[y];
-    for (Py_ssize_t x = 0; x < wk; x++)
-      row[x] = ((float)g0[x * gs1] * q) * w0 + ((float)g1[x * gs1] * q) * w1;
-    float *o = out + y * W * os;
-    for (Py_ssize_t x = 0; x < W; x++) o[x * os] = row[c0[x]] * b0[x] + row[c1[x]] * b1[x];
-  }
-}
-
-static PyObject *py_upsample(PyObject *self, PyObject *args) {
-  PyObject *o[11];
-  float q;
-  if (!PyArg_ParseTuple(args, "OfOOOOOOOOO", &o[0], &q, &o[1], &o[2], &o[3], &o[4], &o[5],
-                        &o[6], &o[7], &o[8], &o[9]))
-    return NULL;
-  Buf g = {0}, r0 = {0}, r1 = {0}, a0 = {0}, a1 = {0}, c0 = {0}, c1 = {0}, b0 = {0},
-      b1 = {0}, out = {0};
-  PyObject *ret = NULL;
-  float *row = NULL;
-  if (buf_get(o[0], &g, "ilq", 4, 2, 0, "grid") < 0) goto done;
-  if (buf_get(o[1], &r0, "lq", 8, 1, 0, "r0") < 0 || buf_get(o[2], &r1, "lq", 8, 1, 0, "r1") < 0 ||
-      buf_get(o[3], &a0, "f", 4, 1, 0, "a0") < 0 || buf_get(o[4], &a1, "f", 4, 1, 0, "a1") < 0 ||
-      buf_get(o[5], &c0, "lq", 8, 1, 0, "c0") < 0 || buf_get(o[6], &c1, "lq", 8, 1, 0, "c1") < 0 ||
-      buf_get(o[7], &b0, "f", 4, 1, 0, "b0") < 0 || buf_get(o[8], &b1, "f", 4, 1, 0, "b1") < 0 ||
-      buf_get(o[9], &out, "f", 4, 1, 1, "out") < 0)
-    goto done;
-  const Py_ssize_t hk = g.view.shape[0], wk = g.view.shape[1];
-  const Py_ssize_t H = r0.view.shape[0], W = c0.view.shape[0];
-  Buf *vecs[8] = {&r0, &r1, &a0, &a1, &c0, &c1, &b0, &b1};
-  for (int i = 0; i < 8; i++)
-    if (vecs[i]->view.strides[0] != vecs[i]->view.itemsize) {
-      PyErr_SetString(PyExc_ValueError, "upsample: taps must be contiguous");
-      goto done;
-    }
-  if (r1.view.shape[0] != H || a0.view.shape[0] != H || a1.view.shape[0] != H ||
-      c1.view.shape[0] != W || b0.view.shape[0] != W || b1.view.shape[0] != W ||
-      out.view.shape[0] != H * W) {
-    PyErr_SetString(PyExc_ValueError, "upsample: size mismatch");
-    goto done;
-  }
-  const int64_t *R0 = r0.view.buf, *R1 = r1.view.buf, *C0 = c0.view.buf, *C1 = c1.view.buf;
-  for (Py_ssize_t i = 0; i < H; i++)
-    if (R0[i] < 0 || R0[i] >= hk || R1[i] < 0 || R1[i] >= hk) {
-      PyErr_SetString(PyExc_ValueError, "upsample: row tap out of range");
-      goto done;
-    }
-  for (Py_ssize_t i = 0; i < W; i++)
-    if (C0[i] < 0 || C0[i] >= wk || C1[i] < 0 || C1[i] >= wk) {
-      PyErr_SetString(PyExc_ValueError, "upsample: column tap out of range");
-      goto done;
-    }
-  row = PyMem_Malloc((wk ? wk : 1) * sizeof(float));
-  if (!row) {
-    PyErr_NoMemory();
-    goto done;
-  }
-  Py_BEGIN_ALLOW_THREADS
-  run_upsample(g.view.buf, elem_stride(&g, 0), elem_stride(&g, 1), wk, q, R0, R1,
-               a0.view.buf, a1.view.buf, H, C0, C1, b0.view.buf, b1.view.buf, W,
-               out.view.buf, elem_stride(&out, 0), row);
-  Py_END_ALLOW_THREADS
-  ret = Py_None;
-  Py_INCREF(ret);
-done:
-  PyMem_Free(row);
-  buf_release(&g); buf_release(&r0); buf_release(&r1); buf_release(&a0); buf_release(&a1);
-  buf_release(&c0); buf_release(&c1); buf_release(&b0); buf_release(&b1); buf_release(&out);
-  return ret;
-}
-
-/* ------------------------------------------------------------------------------ */
 /* upsample_band: separable resampling with T (rows) and U (columns) taps per output,
    out[y, x] = sum_u cw[x, u] * (sum_t rw[y, t] * (q * g[rs[y] + t, cs[x] + u])),
    rows first. The learned upsampling's composed steps (model/upsampling.axis_bands). */
@@ -507,7 +426,7 @@ static void run_upsample_band(const int32_t *g, Py_ssize_t gs0, Py_ssize_t gs1,
                               Py_ssize_t wk, float q, const int64_t *rs, const float *rw,
                               Py_ssize_t T, Py_ssize_t H, const int64_t *cs,
                               const float *cw, Py_ssize_t U, Py_ssize_t W, float *out,
-                              Py_ssize_t os, float *row) {
+                              Py_ssize_t os, float *row, float *acc) {
   for (Py_ssize_t y = 0; y < H; y++) {
     const float *w = rw + y * T;
     for (Py_ssize_t x = 0; x < wk; x++) row[x] = 0.0f;
@@ -516,13 +435,11 @@ static void run_upsample_band(const int32_t *g, Py_ssize_t gs0, Py_ssize_t gs1,
       const float wt = w[t];
       for (Py_ssize_t x = 0; x < wk; x++) row[x] += ((float)gr[x * gs1] * q) * wt;
     }
+    for (Py_ssize_t x = 0; x < W; x++) acc[x] = 0.0f;
+    for (Py_ssize_t u = 0; u < U; u++)
+      for (Py_ssize_t x = 0; x < W; x++) acc[x] += row[cs[x] + u] * cw[x * U + u];
     float *o = out + y * W * os;
-    for (Py_ssize_t x = 0; x < W; x++) {
-      const float *r = row + cs[x], *c = cw + x * U;
-      float acc = 0.0f;
-      for (Py_ssize_t u = 0; u < U; u++) acc += r[u] * c[u];
-      o[x * os] = acc;
-    }
+    for (Py_ssize_t x = 0; x < W; x++) o[x * os] = acc[x];
   }
 }
 
@@ -566,7 +483,7 @@ static PyObject *py_upsample_band(PyObject *self, PyObject *args) {
       PyErr_SetString(PyExc_ValueError, "upsample_band: column taps out of range");
       goto done;
     }
-  row = PyMem_Malloc((wk ? wk : 1) * sizeof(float));
+  row = PyMem_Malloc((wk + W + 1) * sizeof(float));
   if (!row) {
     PyErr_NoMemory();
     goto done;
@@ -574,7 +491,7 @@ static PyObject *py_upsample_band(PyObject *self, PyObject *args) {
   Py_BEGIN_ALLOW_THREADS
   run_upsample_band(g.view.buf, elem_stride(&g, 0), elem_stride(&g, 1), wk, q, RS,
                     rw.view.buf, T, H, CS, cw.view.buf, U, W, out.view.buf,
-                    elem_stride(&out, 0), row);
+                    elem_stride(&out, 0), row, row + wk);
   Py_END_ALLOW_THREADS
   ret = Py_None;
   Py_INCREF(ret);
@@ -711,8 +628,6 @@ static PyMethodDef methods[] = {
      "mlp(ops, blob, inputs, outputs, n[, in_index, out_index]): per-pixel program on n "
      "pixels (pixel i reads input row in_index[i], writes output row out_index[i]; "
      "strictly increasing)."},
-    {"upsample", py_upsample, METH_VARARGS,
-     "upsample(grid, q, r0, r1, a0, a1, c0, c1, b0, b1, out): two-tap bilinear."},
     {"upsample_band", py_upsample_band, METH_VARARGS,
      "upsample_band(grid, q, row_starts, row_weights, col_starts, col_weights, out): "
      "separable resampling with T x U taps per output."},

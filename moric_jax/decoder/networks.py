@@ -67,16 +67,9 @@ def learned_upsample_stack(symbol_grids: list[np.ndarray], q_step: float,
     g = [np.asarray(s, np.float32) * np.float32(q_step) for s in symbol_grids]
     return upsampling.upsample_stack(g, offsets).reshape(len(g), -1).T
   shapes = [np.shape(s) for s in symbol_grids]
-  height, width = shapes[0]
-  rows = upsampling.axis_bands(offsets, [s[0] for s in shapes])
-  cols = upsampling.axis_bands(offsets, [s[1] for s in shapes])
-  planes = np.empty((len(shapes), height * width), np.float32)
-  for k, g in enumerate(symbol_grids):
-    g = np.asarray(g)
-    if g.dtype != np.int32:
-      g = g.astype(np.int32)
-    _synth.upsample_band(g, float(q_step), *rows[k], *cols[k], planes[k])
-  return planes.T
+  return _band_stack(symbol_grids, q_step,
+                     upsampling.axis_bands(offsets, [s[0] for s in shapes]),
+                     upsampling.axis_bands(offsets, [s[1] for s in shapes]))
 
 
 def lsn_template(arch, scheme: str, mod_width: int) -> dict:
@@ -315,16 +308,37 @@ def upsample_stack(symbol_grids: list[np.ndarray], q_step: float, height: int,
     return learned_upsample_stack(symbol_grids, q_step, upsampling_params)
   if _synth is None:
     return upsample_stack_reference(symbol_grids, q_step, height, width)
-  # Planar storage (one contiguous plane per grid), returned as its (N, L) view: the
-  # compiled kernels read planes with unit stride.
+  shapes = [np.shape(g) for g in symbol_grids]
+  return _band_stack(symbol_grids, q_step, [_bilinear_band(height, s[0]) for s in shapes],
+                     [_bilinear_band(width, s[1]) for s in shapes])
+
+
+def _bilinear_band(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """``grids.two_taps`` as ``(start, (out_size, 2) weights)`` for ``upsample_band``
+  (the same products, summed in the same order)."""
+  i0, i1, w0, w1 = grids.two_taps(out_size, in_size)
+  if in_size == 1:
+    return np.zeros(out_size, np.int64), w0[:, None].copy()
+  start = np.minimum(i0, in_size - 2).astype(np.int64)
+  weights = np.zeros((out_size, 2), np.float32)
+  rows = np.arange(out_size)
+  weights[rows, i0 - start] = w0
+  weights[rows, i1 - start] += w1
+  return start, weights
+
+
+def _band_stack(symbol_grids: list[np.ndarray], q_step: float, row_bands: list,
+                col_bands: list) -> np.ndarray:
+  """Compiled separable resampling of every grid -> ``(H * W, L)`` view of planar
+  storage (one contiguous plane per grid: the compiled kernels read planes with unit
+  stride)."""
+  height, width = len(row_bands[0][0]), len(col_bands[0][0])
   planes = np.empty((len(symbol_grids), height * width), np.float32)
   for k, g in enumerate(symbol_grids):
     g = np.asarray(g)
     if g.dtype != np.int32:
       g = g.astype(np.int32)
-    r0, r1, a0, a1 = grids.two_taps(height, g.shape[0])
-    c0, c1, b0, b1 = grids.two_taps(width, g.shape[1])
-    _synth.upsample(g, float(q_step), r0, r1, a0, a1, c0, c1, b0, b1, planes[k])
+    _synth.upsample_band(g, float(q_step), *row_bands[k], *col_bands[k], planes[k])
   return planes.T
 
 
