@@ -93,6 +93,11 @@ class Architecture:
   lsn_activation: str = "gelu"
   upsampling: str = "bilinear"     # model.upsampling.KINDS
 
+  @property
+  def has_upsampling_filters(self) -> bool:
+    """Learned upsampling with at least one 2x step (one grid has no filters)."""
+    return self.upsampling == "learned" and self.num_grids > 1
+
   def model_config(self):
     """``config.model`` ConfigDict for ``Codec.from_config`` (imports ml_collections)."""
     import ml_collections
@@ -330,7 +335,7 @@ class MoricFile:
   @property
   def has_upsampling(self) -> bool:
     """Whether the file codes learned upsampling filters."""
-    return self.arch.upsampling == "learned"
+    return self.arch.has_upsampling_filters
 
   @property
   def rendered(self) -> tuple[int, ...]:
@@ -482,7 +487,7 @@ def read(data) -> MoricFile:
     raise BitstreamError(f"bad ARM fraction bits {frac_bits}")
   delta_arm = _step(r, "ARM step")
   delta_gmn = _step(r, "GMN step") if scheme != "none" else 1.0
-  delta_ups = _step(r, "upsampling step") if arch.upsampling == "learned" else 1.0
+  delta_ups = _step(r, "upsampling step") if arch.has_upsampling_filters else 1.0
   contours, lmbda0, layer_sizes = [], 0.0, []
   if num_regions > 1:
     for i in range(1, num_regions):

@@ -46,7 +46,7 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   lsn_ints = list(int_weights["lsn"])
   lsn_deltas = [f32(d) for d in deltas["lsn"]]
   has_gmn = modulation != "none"
-  has_ups = arch.upsampling == "learned"
+  has_ups = arch.has_upsampling_filters
   base_nets = ([int_weights["arm"]] + ([int_weights["gmn"]] if has_gmn else [])
                + ([int_weights["upsampling"]] if has_ups else []))
   num_shared = len(base_nets)

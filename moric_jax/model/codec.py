@@ -127,7 +127,8 @@ class Codec:
   def shared_networks(self) -> tuple[str, ...]:
     """Networks shared by all regions (their bits weigh with the background's lambda)."""
     return (("arm",) + (("gmn",) if self.gmn is not None else ())
-            + (("upsampling",) if self.upsampling == "learned" else ()))
+            + (("upsampling",) if self.upsampling == "learned" and self.num_grids > 1
+               else ()))
 
   @property
   def context_size(self) -> int:
@@ -155,7 +156,7 @@ class Codec:
     keys = jax.random.split(key, 2 + len(self.layout.rendered))
     params = {"latents": latents_lib.init_latents(self.height, self.width, self.num_grids),
               "arm": self.arm.init(keys[0], jnp.zeros((1, self.context_size)))}
-    if self.upsampling == "learned":
+    if "upsampling" in self.shared_networks:
       params["upsampling"] = {"offsets": jnp.asarray(
           upsampling_lib.init_offsets(self.num_grids))}
     x = jnp.zeros((1, 1, self.num_grids))
@@ -234,7 +235,7 @@ class Codec:
                ) -> jax.Array:
     """L grids ``(h_k, w_k)`` -> ``(H, W, L)`` stack (bilinear, or the learned steps
     of ``upsampling.py`` with ``upsampling_params["offsets"]``)."""
-    if self.upsampling == "bilinear":
+    if self.upsampling == "bilinear" or len(grids) == 1:
       return latents_lib.upsample_stack(grids, self.height, self.width)
     planar = upsampling_lib.upsample_stack(grids, upsampling_params["offsets"], jnp)
     return jnp.transpose(planar, (1, 2, 0))
