@@ -88,6 +88,9 @@ def test_batched_warmup_matches_one_lambda_at_a_time(image32, tiny_config):
   cfg = _with_warmup(tiny_config, (2,), (20,))
   cfg.train.chunk_size = 20
   cfg.num_steps = 60
+  # Adam: SOAP's preconditioner (and the learned upsampling behind it) amplify the
+  # float rounding differences of the vmapped program past any tight tolerance.
+  cfg.train.optimizer = "adam"
   res = batched.compress_image_batched(image32, cfg, [1e-4, 1e-2])
   for lmbda, r in zip([1e-4, 1e-2], res):
     c = cfg.copy_and_resolve_references()
