@@ -58,6 +58,7 @@ import numpy as np
 from moric_jax.coding import integer_arm, tables
 from moric_jax.errors import BitstreamError
 from moric_jax.model.modulation import SCHEMES as MODULATIONS
+from moric_jax.model import upsampling as upsampling_lib
 from moric_jax.model.upsampling import KINDS as UPSAMPLINGS
 
 MAGIC = b"MRC"
@@ -96,7 +97,7 @@ class Architecture:
   @property
   def has_upsampling_filters(self) -> bool:
     """Learned upsampling with at least one 2x step (one grid has no filters)."""
-    return self.upsampling == "learned" and self.num_grids > 1
+    return upsampling_lib.has_filters(self.upsampling, self.num_grids)
 
   def model_config(self):
     """``config.model`` ConfigDict for ``Codec.from_config`` (imports ml_collections)."""
@@ -170,6 +171,12 @@ class Architecture:
 # upsampling filters.
 BUILTIN_ARCHS = {1: Architecture(), 2: Architecture(base_gain=20.0, gain_growth=1.0),
                  3: Architecture(base_gain=20.0, gain_growth=1.0, upsampling="learned")}
+
+
+def shared_networks(has_gmn: bool, arch: Architecture) -> list[str]:
+  """Coding order of the shared networks in the base payload (writer and reader)."""
+  return (["arm"] + (["gmn"] if has_gmn else [])
+          + (["upsampling"] if arch.has_upsampling_filters else []))
 
 
 def f32(x: float) -> float:
@@ -336,6 +343,11 @@ class MoricFile:
   def has_upsampling(self) -> bool:
     """Whether the file codes learned upsampling filters."""
     return self.arch.has_upsampling_filters
+
+  @property
+  def shared_networks(self) -> list[str]:
+    """The shared networks in the base payload, in coding order."""
+    return shared_networks(self.has_gmn, self.arch)
 
   @property
   def rendered(self) -> tuple[int, ...]:

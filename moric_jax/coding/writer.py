@@ -20,8 +20,9 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
           object_only: bool = False) -> tuple[bytes, dict]:
   """Entropy codes everything -> ``(bytes, bits)``.
 
-  ``deltas`` / ``int_weights``: ``arm``, ``gmn`` (if ``modulation != "none"``),
-  ``upsampling`` (if ``arch.upsampling == "learned"``) and ``lsn`` (a list, one per rendered region: background first unless ``object_only``;
+  ``deltas`` / ``int_weights``: ``bitstream.shared_networks`` (``arm``, ``gmn`` if
+  ``modulation != "none"``, ``upsampling`` if ``arch.has_upsampling_filters``) and
+  ``lsn`` (a list, one per rendered region: background first unless ``object_only``;
   object LSNs are coded as their difference from LSN 0's integers on their own step,
   ``decode.reference_residual``);
   ``gmn``: ``width``, ``mod_width``, ``activation``; ``lmbdas``: ``(R,)``;
@@ -47,8 +48,7 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   lsn_deltas = [f32(d) for d in deltas["lsn"]]
   has_gmn = modulation != "none"
   has_ups = arch.has_upsampling_filters
-  base_nets = ([int_weights["arm"]] + ([int_weights["gmn"]] if has_gmn else [])
-               + ([int_weights["upsampling"]] if has_ups else []))
+  base_nets = [int_weights[n] for n in bitstream.shared_networks(has_gmn, arch)]
   num_shared = len(base_nets)
   if not object_only:
     base_nets.append(lsn_ints.pop(0))

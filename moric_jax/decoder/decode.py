@@ -92,14 +92,8 @@ def templates(f: bitstream.MoricFile) -> dict:
   return out
 
 
-def shared_networks(f: bitstream.MoricFile) -> list[str]:
-  """The shared networks in the base payload, in coding order."""
-  return (["arm"] + (["gmn"] if f.has_gmn else [])
-          + (["upsampling"] if f.has_upsampling else []))
-
-
 def _base_networks(f: bitstream.MoricFile) -> list[str]:
-  return shared_networks(f) + ([] if f.object_only else ["lsn"])
+  return f.shared_networks + ([] if f.object_only else ["lsn"])
 
 
 def _decode_tensors(coder, tpl_list: list[dict], scales, what: str) -> list[dict]:
@@ -210,7 +204,7 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
   except ValueError as e:   # an integer ARM the kernels refuse (crafted weights/steps)
     raise BitstreamError(f"bad ARM: {e}") from None
   coder.finish()
-  ints = {n: decoded[n] for n in shared_networks(f)}
+  ints = {n: decoded[n] for n in f.shared_networks}
   ints["lsn"] = [decoded["lsn"]] if "lsn" in decoded else []
   deltas = [] if f.object_only else [f.delta_lsn0]
   for i, layer in enumerate(f.layers[:object_layers], start=1):
@@ -277,7 +271,7 @@ def info(data) -> dict:
       networks.flatten(tree), scale_list)
   tpl = templates(f)
   shared, n_shared = 0.0, 0
-  for name in shared_networks(f):
+  for name in f.shared_networks:
     n = len(networks.flatten(tpl[name]))
     shared += net_bits(d.int_weights[name], f.base_scales[n_shared:n_shared + n])
     n_shared += n

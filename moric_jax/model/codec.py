@@ -127,8 +127,8 @@ class Codec:
   def shared_networks(self) -> tuple[str, ...]:
     """Networks shared by all regions (their bits weigh with the background's lambda)."""
     return (("arm",) + (("gmn",) if self.gmn is not None else ())
-            + (("upsampling",) if self.upsampling == "learned" and self.num_grids > 1
-               else ()))
+            + (("upsampling",) if upsampling_lib.has_filters(self.upsampling,
+                                                             self.num_grids) else ()))
 
   @property
   def context_size(self) -> int:
@@ -235,7 +235,7 @@ class Codec:
                ) -> jax.Array:
     """L grids ``(h_k, w_k)`` -> ``(H, W, L)`` stack (bilinear, or the learned steps
     of ``upsampling.py`` with ``upsampling_params["offsets"]``)."""
-    if self.upsampling == "bilinear" or len(grids) == 1:
+    if "upsampling" not in self.shared_networks:   # bilinear, or one grid
       return latents_lib.upsample_stack(grids, self.height, self.width)
     planar = upsampling_lib.upsample_stack(grids, upsampling_params["offsets"], jnp)
     return jnp.transpose(planar, (1, 2, 0))

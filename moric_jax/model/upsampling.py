@@ -25,6 +25,11 @@ NUM_TAPS = 4                      # Free taps per step (an 8-tap symmetric filte
 BILINEAR_TAPS = np.array([0.75, 0.25, 0.0, 0.0], np.float32)
 
 
+def has_filters(kind: str, num_grids: int) -> bool:
+  """Whether upsampling ``kind`` has filters to train and code (one grid: no step)."""
+  return kind == "learned" and num_grids > 1
+
+
 def num_params(num_grids: int) -> int:
   """Scalar parameters of the learned upsampling for ``num_grids`` grids."""
   return max(num_grids - 1, 0) * NUM_TAPS
