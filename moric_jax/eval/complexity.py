@@ -22,7 +22,7 @@ def macs_per_pixel(codec) -> dict[str, float]:
   num_coded = sum(int(c.sum()) for c in codec.layout.coded)
   arm = mlp_macs([codec.context_size, *codec.arm.hidden, 2]) * num_coded
   upsample = 4.0 * (lg - 1) * pixels
-  if getattr(codec, "upsampling", "bilinear") == "learned":
+  if "upsampling" in codec.shared_networks:
     shapes = codec.grid_shapes
     # Step j (grid j+1 -> j) filters L-1-j channels: along rows to (h_j, w_{j+1}),
     # then along columns to (h_j, w_j), 4 taps per output.
