@@ -42,6 +42,8 @@ def get_config():
       "soap_every_5": "train.soap.precondition_every=5",
       "learned_upsampling": "model.upsampling=learned",
       "arm_small": "model.arm.hidden=(12, 12)",
+      "arm_large": "model.arm.hidden=(24, 24)",
+      "lsn_large": "model.lsn.hidden=(24, 24)",
       "arm_context_12": "model.arm_context.rows=2;model.arm_context.cols=2",
       "grids_6": "model.latents.num_grids=6",
   })
