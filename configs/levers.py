@@ -46,6 +46,7 @@ def get_config():
       "lsn_large": "model.lsn.hidden=(24, 24)",
       "arm_context_12": "model.arm_context.rows=2;model.arm_context.cols=2",
       "grids_6": "model.latents.num_grids=6",
+      "gain_growth_125": "model.latents.gain_growth=1.25",
   })
   config.report_bpp = 0.49   # PSNR reported at this rate (Cool-chic 5's kodim23 point)
   config.only = ""   # comma-separated lever names to run (default: all)
