@@ -47,6 +47,10 @@ def get_config():
       "arm_context_12": "model.arm_context.rows=2;model.arm_context.cols=2",
       "grids_6": "model.latents.num_grids=6",
       "gain_growth_125": "model.latents.gain_growth=1.25",
+      "q_step_03": "model.latents.q_step=0.3",
+      "q_step_06": "model.latents.q_step=0.6",
+      "lsn_relu": "model.lsn.activation=relu",
+      "no_clip": "train.clip_norm=1e9",
   })
   config.report_bpp = 0.49   # PSNR reported at this rate (Cool-chic 5's kodim23 point)
   config.only = ""   # comma-separated lever names to run (default: all)
