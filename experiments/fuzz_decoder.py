@@ -58,7 +58,7 @@ def craft(f: bitstream.MoricFile, *, height=None, width=None, mode=None,
           num_regions=None, regions_byte=None, arch_id=None, arch_bytes=None,
           frac_bits=None, deltas=None, scales=None, payload=None, payload_len=None,
           modulation_bytes=None, contours=None, layer_sizes=None,
-          layers: list[bytes] | None = None) -> bytes:
+          layers: list[bytes] | None = None, factors=None) -> bytes:
   """A file with arbitrary (possibly absurd) fields and valid CRCs.
 
   Unlike ``bitstream.write`` nothing is checked: varints may be huge, counts may
@@ -106,6 +106,9 @@ def craft(f: bitstream.MoricFile, *, height=None, width=None, mode=None,
   sc = list(f.base_scales) if scales is None else list(scales)
   out.append(len(sc) & 0xFF)
   out += bytes(s & 0xFF for s in sc)
+  fs = list(bitstream.resolve_factors(f.base_factors, len(f.base_scales)))
+  fs = fs[:len(sc)] + [16] * (len(sc) - len(fs)) if factors is None else list(factors)
+  out += bytes(j & 0xFF for j in fs)
   pl = f.base_payload if payload is None else payload
   out += _varint(len(pl) if payload_len is None else payload_len)
   out += pl

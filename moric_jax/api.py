@@ -70,7 +70,7 @@ def write_file(result, model_config, mode: int = bitstream.MODE_RGB8
       contours=result.contours, lmbdas=result.lmbdas, deltas=result.deltas,
       int_weights=result.int_weights, symbols=result.symbols, owners=layout.owner_ids(),
       coded=None if layout.all_coded else list(layout.coded),
-      object_only=layout.object_only)
+      object_only=layout.object_only, factors=result.factors)
 
 
 def encode(image, config, on_chunk: Callable | None = None,

@@ -71,6 +71,9 @@ def default() -> ml_collections.ConfigDict:
   config.quant.delta_min = 2.0**-12
   config.quant.delta_max = 2.0**-1
   config.quant.num_deltas = 16
+  # Then each tensor's own step, delta * factor / 16 (weight_search.refine_tensor_steps;
+  # file version 5).
+  config.quant.tensor_steps = True
   return config
 
 

@@ -19,9 +19,11 @@ def random_tree(template, rng, scale=3.0):
 
 
 def synthetic_file(height=12, width=10, arch=ARCH, seed=0, masks=(),
-                   modulation="none", gmn=None, object_only=False, mode=0):
+                   modulation="none", gmn=None, object_only=False, mode=0,
+                   factors=None):
   """A valid file from random integer weights and symbols (no training, no JAX);
-  ``masks``: object masks (C*-coded)."""
+  ``masks``: object masks (C*-coded); ``factors``: per-tensor step factors
+  (``writer.write``)."""
   from moric_jax.model import region_layout
   from moric_jax.regions import cstar
   rng = np.random.default_rng(seed)
@@ -47,8 +49,19 @@ def synthetic_file(height=12, width=10, arch=ARCH, seed=0, masks=(),
                             lmbdas=np.full(layout.num_regions, 0.002), deltas=deltas,
                             int_weights=ints, symbols=symbols, owners=layout.owner_ids(),
                             coded=None if layout.all_coded else list(layout.coded),
-                            object_only=object_only)
+                            object_only=object_only, factors=factors)
   return data, bits, ints, symbols
+
+
+def as_version_4(data: bytes) -> bytes:
+  """A one-region version-5 file whose step factors are all 16, rewritten as the
+  version-4 file it equals (the same bytes without the factor bytes)."""
+  f = bitstream.read(data)
+  n = len(f.base_scales)
+  assert f.num_regions == 1 and f.base_factors == (16,) * n
+  block = bytes([n, *f.base_scales, *([16] * n)])
+  at = data.rindex(block, 0, len(data) - len(f.base_payload))
+  return _refit_crc(data[:3] + b"\x04" + data[4:at + 1 + n] + data[at + 1 + 2 * n:-4])
 
 
 def test_synthetic_round_trip():
@@ -107,7 +120,7 @@ def test_learned_upsampling_file_round_trip(arch):
                                   bitstream.Architecture(num_grids=3, lsn_hidden=(5,))])
 def test_version_3_files_still_decode(arch):
   """Version 3 = version 4 without the upsampling byte (bilinear only)."""
-  data, *_ = synthetic_file(7, 9, arch, seed=5)
+  data = as_version_4(synthetic_file(7, 9, arch, seed=5)[0])
   field = bitstream.write_arch(arch)
   at = data.index(field)
   old_field = field[:-1] if field[0] == 0 else field    # explicit: drop the last byte
@@ -121,6 +134,54 @@ def test_version_3_files_still_decode(arch):
     api.decode(_refit_crc(old[:at] + b"\x03" + old[at + 1:-4]))
 
 
+def test_version_4_files_still_decode():
+  """Version 4 = version 5 with every tensor on its network's step (factor 16)."""
+  data, *_ = synthetic_file(9, 8, bitstream.BUILTIN_ARCHS[3], seed=2)
+  old = as_version_4(data)
+  f = bitstream.read(old)
+  assert f.version == 4 and len(old) == len(data) - len(f.base_scales)
+  assert f.base_factors == bitstream.read(data).base_factors
+  np.testing.assert_array_equal(api.decode(old), api.decode(data))
+
+
+def test_per_tensor_steps_round_trip_and_shape_the_image():
+  """Step factors travel per tensor (base section and object layers), the decoder
+  dequantizes each tensor on its own step, and the ARM's steps change the parse."""
+  arch = bitstream.BUILTIN_ARCHS[3]
+  tpl = {"arm": networks.arm_template(arch), "lsn": networks.lsn_template(arch, "none", 4),
+         "upsampling": networks.upsampling_template(arch)}
+  rng = np.random.default_rng(3)
+  factors = {n: tuple(int(j) for j in rng.integers(4, 65, len(networks.flatten(t))))
+             for n, t in tpl.items()}
+  factors["lsn"] = [factors["lsn"]]
+  data, bits, ints, symbols = synthetic_file(11, 13, arch, seed=4, factors=factors)
+  plain, *_ = synthetic_file(11, 13, arch, seed=4)
+  f = bitstream.read(data)
+  assert f.base_factors == factors["arm"] + factors["upsampling"] + factors["lsn"][0]
+  steps = networks.base_steps(f)
+  assert steps["lsn"] == [bitstream.f32(bitstream.f32(1 / 200) * j / 16)
+                          for j in factors["lsn"][0]]
+  dec = api.decode_file(data)
+  assert all(np.array_equal(a, b) for a, b in zip(dec.symbols, symbols))
+  assert not np.array_equal(dec.image, api.decode(plain))
+  meta = moric_jax.info(data)
+  assert meta["step_factors"]["base"] == list(f.base_factors)
+  assert meta["bits_shared_weights"] == pytest.approx(bits["shared"])
+  # Object layers carry their own factors.
+  mask = np.zeros((11, 13), bool)
+  mask[2:8, 3:9] = True
+  obj = {"arm": factors["arm"], "upsampling": factors["upsampling"],
+         "lsn": [factors["lsn"][0], tuple(reversed(factors["lsn"][0]))]}
+  data2, _, ints2, symbols2 = synthetic_file(11, 13, arch, seed=6, masks=[mask],
+                                             factors=obj)
+  f2 = bitstream.read(data2)
+  assert f2.layers[0].factors == obj["lsn"][1]
+  dec2 = api.decode_file(data2)
+  for a, b in zip(networks.flatten(dec2.int_weights["lsn"][1]),
+                  networks.flatten(ints2["lsn"][1])):
+    assert np.array_equal(a, b)
+
+
 def test_unknown_upsampling_id_is_refused():
   arch = bitstream.Architecture(num_grids=3, upsampling="learned")
   data, *_ = synthetic_file(6, 5, arch)
@@ -132,13 +193,14 @@ def test_unknown_upsampling_id_is_refused():
 
 def test_one_region_file_is_one_section_as_small_as_before():
   """Header: magic+version 4, sizes 2, mode+regions 2, arch id 1, frac 1, two f32
-  steps 8, tensor count + scales, payload length, CRC 4 (the old v1 layout)."""
+  steps 8, tensor count + scales + step factors, payload length, CRC 4 (the old v1
+  layout and one factor byte per tensor)."""
   data, *_ = synthetic_file(12, 10)
   f = bitstream.read(data)
   assert bitstream.section_spans(data) == [(0, len(data))]
   n_tensors = len(f.base_scales)
   varint = len(bitstream.varint(len(f.base_payload)))
-  assert len(data) == 4 + 2 + 2 + 1 + 1 + 8 + 1 + n_tensors + varint + \
+  assert len(data) == 4 + 2 + 2 + 1 + 1 + 8 + 1 + 2 * n_tensors + varint + \
       len(f.base_payload) + 4
 
 

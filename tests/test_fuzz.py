@@ -83,7 +83,8 @@ def test_absurd_counts_and_fields(base_files):
            dict(regions_byte=0x81), dict(arch_id=7),
            dict(arch_id=0, arch_bytes=b""), dict(arch_id=0, arch_bytes=b"\xff" * 40),
            dict(frac_bits=255), dict(deltas=(float("nan"), 1.0)),
-           dict(deltas=(1.0, float("inf"))), dict(deltas=(0.0, 0.0))]
+           dict(deltas=(1.0, float("inf"))), dict(deltas=(0.0, 0.0)),
+           dict(factors=[0] * len(header.base_scales))]
   for fields in cases:
     with pytest.raises(moric_jax.BitstreamError):
       api.decode(fz.craft(header, **fields))

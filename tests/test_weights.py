@@ -57,3 +57,39 @@ def test_search_trades_distortion_against_bits():
   assert cheap.delta > precise.delta
   assert cheap.bits < precise.bits
   assert len(cheap.costs) == 21
+
+
+def test_per_tensor_steps_quantize_each_leaf_on_its_own_step():
+  tree = _tree()
+  steps = [1e-3, 1e-1, 1e-2]   # leaf order: a/bias, a/kernel, b
+  q = weights_lib.quantize_tree(tree, steps)
+  back = weights_lib.dequantize_tree(q, steps)
+  for w, r, d in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(back), steps):
+    assert np.max(np.abs(np.asarray(r) - w)) <= d / 2 + 1e-7
+  with np.testing.assert_raises(ValueError):
+    weights_lib.quantize_tree(tree, steps[:2])
+
+
+def test_tensor_step_refinement_gives_sensitive_tensors_finer_steps():
+  """Distortion weighs tensor "a/kernel" 1000x more than the others: the refinement
+  leaves the kernel on the finest step of the three (the others coarser), and ends
+  below the single step's cost."""
+  tree = {"net": _tree()}
+  target = jax.tree_util.tree_leaves(tree["net"])
+  weight = [1.0, 1000.0, 1.0]
+
+  def evaluate(p):
+    err = sum(w * jnp.sum((a - b) ** 2) for w, a, b in
+              zip(weight, jax.tree_util.tree_leaves(p["net"]), target))
+    return {"mse": err, "bpp_latents": jnp.float32(0)}
+
+  kw = dict(evaluate=evaluate, lmbda=1e-3, num_pixels=1, distortion_key="mse")
+  choice = weight_search.search_network(
+      tree, "net", weight_search.candidate_deltas(1e-4, 1.0, 13), **kw)
+  refined = weight_search.refine_tensor_steps(tree, "net", choice, **kw)
+  f_bias, f_kernel, f_b = refined.factors
+  assert f_kernel < f_b and f_kernel < f_bias
+  cost = lambda c: float(evaluate({"net": weights_lib.dequantize_tree(
+      c.int_params, c.steps)})["mse"]) + 1e-3 * c.bits
+  assert cost(refined) < cost(choice)
+  assert refined.bits == weights_lib.int_tree_bits(refined.int_params)

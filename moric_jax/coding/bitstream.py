@@ -1,10 +1,12 @@
-"""The ``.moric`` file (version 4, one format for one region or many; DESIGN §2.7).
+"""The ``.moric`` file (version 5, one format for one region or many; DESIGN §2.7).
 
 Layout (integers little-endian, ``varint`` = LEB128; ``scales`` = ``u8`` count, then
-one ``u8`` weight-table scale index per tensor)::
+one ``u8`` weight-table scale index per tensor, then one ``u8`` step factor per tensor:
+tensor ``t`` of a network with step ``delta`` is coded on
+``weights_coding.tensor_steps``: ``delta * factor_t / 16``)::
 
   base section
-    magic b"MRC", version u8 (= 4)
+    magic b"MRC", version u8 (= 5)
     height, width                    varint, varint
     mode                             u8  (0 = RGB, 1 = grey; 8 bits per channel)
     regions                          u8  (bits 0-6: R = 1..16 regions, background
@@ -28,6 +30,9 @@ one ``u8`` weight-table scale index per tensor)::
   per object layer r = 1..R-1 (exactly the length the base section gives)
     lambda_r f32, delta_lsn_r f32, scales, ANS payload (the rest), crc32 u32 (over
     the layer's bytes before it)
+
+Version 4 is 5 without the step factors (every tensor on its network's step, factor
+16); version 3 is 4 without learned upsampling. Both still decode.
 
 A one-region file is the base section alone (its header as short as a plain
 single-region codec's). The contours sit in the base section because every layer's
@@ -55,17 +60,18 @@ import zlib
 
 import numpy as np
 
-from moric_jax.coding import integer_arm, tables
+from moric_jax.coding import integer_arm, tables, weights_coding
 from moric_jax.errors import BitstreamError
 from moric_jax.model.modulation import SCHEMES as MODULATIONS
 from moric_jax.model import upsampling as upsampling_lib
 from moric_jax.model.upsampling import KINDS as UPSAMPLINGS
 
 MAGIC = b"MRC"
-VERSION = 4
-# Versions the reader accepts: 3 is 4 without learned upsampling (no upsampling byte in
-# the explicit architecture fields, built-in ids 1 and 2 only).
-READABLE_VERSIONS = (3, 4)
+VERSION = 5
+# Versions the reader accepts: 4 is 5 without per-tensor step factors (all 16); 3 is 4
+# without learned upsampling (no upsampling byte in the explicit architecture fields,
+# built-in ids 1 and 2 only).
+READABLE_VERSIONS = (3, 4, 5)
 MAX_REGIONS = 16
 MODE_RGB8 = 0
 MODE_L8 = 1
@@ -297,11 +303,19 @@ def min_payload_bits(scales, tensor_sizes, num_latents: int) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
-  """An object layer: its region's lambda (informative), LSN step, scales, payload."""
+  """An object layer: its region's lambda (informative), LSN step, scales, payload,
+  and the LSN's per-tensor step factors (empty: all 16)."""
   lmbda: float
   delta_lsn: float
   scales: tuple[int, ...]
   payload: bytes
+  factors: tuple[int, ...] = ()
+
+  @property
+  def steps(self) -> list[float]:
+    """Per-tensor steps of the layer's LSN (``weights_coding.tensor_steps``)."""
+    return weights_coding.tensor_steps(self.delta_lsn,
+                                       resolve_factors(self.factors, len(self.scales)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,6 +348,20 @@ class MoricFile:
   truncated: bool = False
   delta_upsampling: float = 1.0    # weight step of the learned upsampling filters
   version: int = VERSION           # the file's format version (READABLE_VERSIONS)
+  base_factors: tuple[int, ...] = ()   # per-tensor step factors (empty: all 16)
+
+  def base_steps(self, tensors_per_network: list[int]) -> list[list[float]]:
+    """Per-tensor steps of the base section's networks (``shared_networks`` then LSN 0
+    unless object-only), given each one's tensor count."""
+    deltas = ([{"arm": self.delta_arm, "gmn": self.delta_gmn,
+                "upsampling": self.delta_upsampling}[n] for n in self.shared_networks]
+              + ([] if self.object_only else [self.delta_lsn0]))
+    factors = resolve_factors(self.base_factors, sum(tensors_per_network))
+    out, i = [], 0
+    for d, n in zip(deltas, tensors_per_network):
+      out.append(weights_coding.tensor_steps(d, factors[i:i + n]))
+      i += n
+    return out
 
   @property
   def has_gmn(self) -> bool:
@@ -360,10 +388,18 @@ class MoricFile:
     return (0 if self.object_only else 1) + len(self.layers)
 
 
-def _scales_bytes(scales) -> bytes:
+def resolve_factors(factors, num_tensors: int) -> tuple[int, ...]:
+  """A section's step factors, ``factors`` or all 16 when empty."""
+  return tuple(factors) if len(factors) else weights_coding.unit_factors(num_tensors)
+
+
+def _scales_bytes(scales, factors=()) -> bytes:
   if len(scales) > 255:
     raise ValueError("too many weight tensors in one section")
-  return bytes([len(scales), *scales])
+  factors = resolve_factors(factors, len(scales))
+  if len(factors) != len(scales) or not all(1 <= int(j) <= 255 for j in factors):
+    raise ValueError("one step factor in 1..255 per weight tensor")
+  return bytes([len(scales), *scales, *(int(j) for j in factors)])
 
 
 def _crc(b: bytes) -> bytes:
@@ -372,8 +408,8 @@ def _crc(b: bytes) -> bytes:
 
 def layer_bytes(layer: Layer) -> bytes:
   """One object layer's bytes, CRC included."""
-  body = (struct.pack("<ff", layer.lmbda, layer.delta_lsn) + _scales_bytes(layer.scales)
-          + layer.payload)
+  body = (struct.pack("<ff", layer.lmbda, layer.delta_lsn)
+          + _scales_bytes(layer.scales, layer.factors) + layer.payload)
   return body + _crc(body)
 
 
@@ -411,7 +447,8 @@ def write(f: MoricFile) -> bytes:
       out += _varint(len(b))
   if not f.object_only:
     out += struct.pack("<f", f.delta_lsn0)
-  out += _scales_bytes(f.base_scales) + _varint(len(f.base_payload)) + f.base_payload
+  out += (_scales_bytes(f.base_scales, f.base_factors) + _varint(len(f.base_payload))
+          + f.base_payload)
   out += _crc(bytes(out))
   for b in layers:
     out += b
@@ -442,11 +479,19 @@ def _lmbda(r: "_Reader", what: str) -> float:
   return lmbda
 
 
-def _scales(r: "_Reader", what: str) -> tuple[int, ...]:
-  scales = tuple(r.take(r.u8(f"{what} tensor count"), f"{what} scales"))
+def _scales(r: "_Reader", what: str, version: int) -> tuple[tuple[int, ...],
+                                                           tuple[int, ...]]:
+  """``(scales, step factors)`` of a section (factors all 16 before version 5)."""
+  n = r.u8(f"{what} tensor count")
+  scales = tuple(r.take(n, f"{what} scales"))
   if any(s >= tables.NUM_WEIGHT_SCALES for s in scales):
     raise BitstreamError(f"{what}: weight scale index out of range")
-  return scales
+  if version < 5:
+    return scales, weights_coding.unit_factors(n)
+  factors = tuple(r.take(n, f"{what} step factors"))
+  if any(j == 0 for j in factors):
+    raise BitstreamError(f"{what}: step factor 0")
+  return scales, factors
 
 
 def read(data) -> MoricFile:
@@ -509,7 +554,7 @@ def read(data) -> MoricFile:
     layer_sizes = [r.varint(f"layer {i} length", MAX_PAYLOAD)
                    for i in range(1, num_regions)]
   delta_lsn0 = 1.0 if object_only else _step(r, "LSN step")
-  base_scales = _scales(r, "base")
+  base_scales, base_factors = _scales(r, "base", version)
   base_payload = r.take(r.varint("payload length", MAX_PAYLOAD), "payload")
   crc = struct.unpack("<I", r.take(4, "base CRC"))[0]
   if zlib.crc32(data[:r.pos - 4]) & 0xFFFFFFFF != crc:
@@ -531,13 +576,14 @@ def read(data) -> MoricFile:
     lr = _Reader(body, len(body))
     lmbda = _lmbda(lr, f"region {i} lambda")
     delta = _step(lr, f"region {i} LSN step")
-    scales = _scales(lr, f"region {i} LSN")
-    layers.append(Layer(lmbda, delta, scales, body[lr.pos:]))
+    scales, factors = _scales(lr, f"region {i} LSN", version)
+    layers.append(Layer(lmbda, delta, scales, body[lr.pos:], factors))
     r.pos += size
   return MoricFile(height, width, mode, num_regions, object_only, arch, scheme,
                    gmn_width, mod_width, gmn_act, frac_bits, delta_arm, delta_gmn,
                    tuple(contours), lmbda0, delta_lsn0, base_scales, base_payload,
-                   tuple(layers), len(layers) < num_regions - 1, delta_ups, version)
+                   tuple(layers), len(layers) < num_regions - 1, delta_ups, version,
+                   base_factors)
 
 
 def section_spans(data: bytes, f: MoricFile | None = None) -> list[tuple[int, int]]:

@@ -87,14 +87,26 @@ def from_float(float_layers, weight_frac_bits: int) -> IntegerARM:
   return IntegerARM(tuple(out), f)
 
 
-def from_quantized(int_layers, delta: float, weight_frac_bits: int) -> IntegerARM:
-  """Coded integer weights ``k`` with step ``delta`` -> ``IntegerARM``.
+def layer_steps(delta, num_layers: int) -> list[tuple[float, float]]:
+  """``(kernel step, bias step)`` per layer from one step or per-tensor steps in the
+  tree's leaf order (``Dense_i``: bias, then kernel)."""
+  if not isinstance(delta, (list, tuple)):
+    return [(delta, delta)] * num_layers
+  if len(delta) != 2 * num_layers:
+    raise ValueError(f"{len(delta)} steps for {num_layers} ARM layers")
+  return [(delta[2 * i + 1], delta[2 * i]) for i in range(num_layers)]
 
-  ``w = k * delta`` is formed in float64 from the float32 ``delta`` of the header.
+
+def from_quantized(int_layers, delta, weight_frac_bits: int) -> IntegerARM:
+  """Coded integer weights ``k`` with step(s) ``delta`` -> ``IntegerARM``.
+
+  ``delta``: one step, or per-tensor steps (``layer_steps``). ``w = k * delta`` is
+  formed in float64 from the float32 steps of the header.
   """
-  d = np.float64(np.float32(delta))
-  return from_float([(np.asarray(k, np.float64) * d, np.asarray(c, np.float64) * d)
-                     for k, c in int_layers], weight_frac_bits)
+  steps = layer_steps(delta, len(int_layers))
+  f64 = lambda d: np.float64(np.float32(d))
+  return from_float([(np.asarray(k, np.float64) * f64(dk), np.asarray(c, np.float64) * f64(db))
+                     for (k, c), (dk, db) in zip(int_layers, steps)], weight_frac_bits)
 
 
 def scaled_float_layers(iarm: IntegerARM) -> list[tuple[np.ndarray, np.ndarray]]:

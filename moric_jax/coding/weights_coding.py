@@ -13,6 +13,25 @@ from moric_jax.coding import rans, tables
 from moric_jax.errors import BitstreamError
 
 MAX_WEIGHT = 1 << 22
+# Per-tensor step refinement (format version 5): tensor t of a network with step
+# ``delta`` uses ``delta * factor_t / STEP_FACTOR_UNIT`` (``factor_t`` a byte, 1..255;
+# ``STEP_FACTOR_UNIT`` = the network's own step). The encoder tries the factors closest
+# to 2^(k/4), k = -8..8: steps from delta/4 to 4 delta.
+STEP_FACTOR_UNIT = 16
+STEP_FACTORS = tuple(sorted({int(round(STEP_FACTOR_UNIT * 2.0 ** (k / 4)))
+                             for k in range(-8, 9)}))
+
+
+def tensor_steps(delta: float, factors) -> list[float]:
+  """Per-tensor steps ``float32(float32(delta) * factor / 16)``: exact float64
+  products of small integers, then one rounding, so the same on every machine."""
+  d = np.float64(np.float32(delta))
+  return [float(np.float32(d * int(j) / STEP_FACTOR_UNIT)) for j in factors]
+
+
+def unit_factors(num_tensors: int) -> tuple[int, ...]:
+  """Factors of a network coded on its own step alone (versions 3 and 4)."""
+  return (STEP_FACTOR_UNIT,) * int(num_tensors)
 
 
 def _bits_for_scales(k: np.ndarray) -> np.ndarray:

@@ -19,12 +19,13 @@ def synthesize_float(f, layout, int_weights: dict, lsn_deltas: list[float],
   """``(H, W, 3) float32`` composition of the first ``layers`` rendered layers."""
   h, w, a = f.height, f.width, f.arch
   ups = None
+  steps = networks.base_steps(f)
   if f.has_upsampling:
-    ups = networks.dequantize(int_weights["upsampling"], f.delta_upsampling)
+    ups = networks.dequantize(int_weights["upsampling"], steps["upsampling"])
   stack = networks.upsample_stack(symbols, a.q_step, h, w, ups)
   sig = None
   if f.has_gmn:
-    sig = networks.gmn_forward(networks.dequantize(int_weights["gmn"], f.delta_gmn),
+    sig = networks.gmn_forward(networks.dequantize(int_weights["gmn"], steps["gmn"]),
                                stack, a, f.modulation, f.mod_width, f.gmn_activation)
   stack_layers = [(networks.dequantize(int_weights["lsn"][j], lsn_deltas[j]),
                    layout.boxes[r], None if r == 0 else layout.box_mask(r))

@@ -58,14 +58,16 @@ class Decoded:
     return self.file
 
 
-def lsn_reference_ints(ref_ints: dict, ref_delta: float, delta: float) -> dict:
+def lsn_reference_ints(ref_ints: dict, ref_delta, delta) -> dict:
   """The integers an object LSN is coded relative to: LSN 0's weights on the object's
-  step, ``round(k_0 * delta_0 / delta)`` (float64 on integers, half to even: the same
-  on every machine)."""
-  if isinstance(ref_ints, dict):
-    return {k: lsn_reference_ints(v, ref_delta, delta) for k, v in ref_ints.items()}
-  return np.round(np.asarray(ref_ints, np.float64) * (float(ref_delta) / float(delta))
-                  ).astype(np.int32)
+  steps, ``round(k_0 * delta_0 / delta)`` per tensor (float64 on integers, half to
+  even: the same on every machine). ``ref_delta`` / ``delta``: one step, or per-tensor
+  steps in ``networks.flatten`` order."""
+  leaves = networks.flatten(ref_ints)
+  per = lambda d: list(d) if isinstance(d, (list, tuple)) else [d] * len(leaves)
+  return networks.unflatten(ref_ints, [
+      np.round(np.asarray(k, np.float64) * (float(r) / float(d))).astype(np.int32)
+      for k, r, d in zip(leaves, per(ref_delta), per(delta))])
 
 
 def reference_residual(ints: dict, ref_ints: dict, ref_delta: float, delta: float,
@@ -80,16 +82,7 @@ def reference_residual(ints: dict, ref_ints: dict, ref_delta: float, delta: floa
   return go(ints, ref)
 
 
-def templates(f: bitstream.MoricFile) -> dict:
-  """Parameter templates of the file's networks (``arm``, ``gmn``, ``upsampling``,
-  ``lsn``)."""
-  out = {"arm": networks.arm_template(f.arch),
-         "lsn": networks.lsn_template(f.arch, f.modulation, f.mod_width)}
-  if f.has_gmn:
-    out["gmn"] = networks.gmn_template(f.arch, f.modulation, f.gmn_width, f.mod_width)
-  if f.has_upsampling:
-    out["upsampling"] = networks.upsampling_template(f.arch)
-  return out
+templates = networks.file_templates
 
 
 def _base_networks(f: bitstream.MoricFile) -> list[str]:
@@ -190,11 +183,12 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
     raise BitstreamError(f"base payload of {len(f.base_payload)} bytes is too short "
                          f"for its weights and {num_coded} latents")
   coder = rans.GuardedDecoder(f.base_payload, "base payload")
+  steps = networks.base_steps(f)
   decoded = dict(zip(base_nets, _decode_tensors(coder, [tpl[k] for k in base_nets],
                                                 f.base_scales, "base")))
   try:
     iarm = integer_arm.from_quantized(integer_arm.dense_layers(decoded["arm"]),
-                                      f.delta_arm, f.arm_frac_bits)
+                                      steps["arm"], f.arm_frac_bits)
     symbols = wavefront.decode_latents(
         coder, iarm, grids.grid_shapes(f.height, f.width, f.arch.num_grids),
         f.arch.context_rows, f.arch.context_cols,
@@ -206,15 +200,17 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
   coder.finish()
   ints = {n: decoded[n] for n in f.shared_networks}
   ints["lsn"] = [decoded["lsn"]] if "lsn" in decoded else []
-  deltas = [] if f.object_only else [f.delta_lsn0]
+  deltas = [] if f.object_only else [steps["lsn"]]
   for i, layer in enumerate(f.layers[:object_layers], start=1):
     c = rans.GuardedDecoder(layer.payload, f"layer {i} payload")
     coded = _decode_tensors(c, [tpl["lsn"]], layer.scales, f"layer {i}")[0]
     c.finish()
+    if len(layer.factors) != len(layer.scales):
+      raise BitstreamError(f"layer {i}: one step factor per weight tensor")
     if not f.object_only:   # object LSNs are coded relative to LSN 0
-      coded = reference_residual(coded, ints["lsn"][0], deltas[0], layer.delta_lsn, +1)
+      coded = reference_residual(coded, ints["lsn"][0], deltas[0], layer.steps, +1)
     ints["lsn"].append(coded)
-    deltas.append(layer.delta_lsn)
+    deltas.append(layer.steps)
   return ints, deltas, symbols
 
 
@@ -251,8 +247,8 @@ def latent_code_lengths(f: bitstream.MoricFile, layout: Layout, arm_ints: dict,
                         symbols: list[np.ndarray]) -> np.ndarray:
   """``(N,)`` ideal bits of every latent (grids raveled in order) under the integer
   model; 0 for uncoded latents."""
-  iarm = integer_arm.from_quantized(integer_arm.dense_layers(arm_ints), f.delta_arm,
-                                    f.arm_frac_bits)
+  iarm = integer_arm.from_quantized(integer_arm.dense_layers(arm_ints),
+                                    networks.base_steps(f)["arm"], f.arm_frac_bits)
   return code_lengths.latent_bits(iarm, symbols, f.arch.context_rows, f.arch.context_cols,
                                 None if layout.all_coded else list(layout.coded))
 
@@ -277,7 +273,8 @@ def info(data) -> dict:
     n_shared += n
   lsn_scales = ([] if f.object_only else [f.base_scales[n_shared:]]) + [
       layer.scales for layer in f.layers]
-  lsn_deltas = ([] if f.object_only else [f.delta_lsn0]) + [l.delta_lsn for l in f.layers]
+  lsn_deltas = ([] if f.object_only else [networks.base_steps(f)["lsn"]]) + [
+      l.steps for l in f.layers]
 
   def lsn_coded(j):   # what the file codes for LSN j (object LSNs: relative to LSN 0)
     k = d.int_weights["lsn"][j]
@@ -310,6 +307,9 @@ def info(data) -> dict:
           "delta_upsampling": f.delta_upsampling if f.has_upsampling else None,
           "delta_lsn": [f.delta_lsn0] * (not f.object_only) + [l.delta_lsn
                                                                for l in f.layers],
+          "step_factors": {"base": list(bitstream.resolve_factors(
+                               f.base_factors, len(f.base_scales))),
+                           "layers": [list(l.factors) for l in f.layers]},
           "bits_shared_weights": shared, "truncated": f.truncated,
           "complete_layers": f.complete_layers,
           "num_wavefronts": f.width + (f.arch.context_cols + 1) * (f.height - 1),

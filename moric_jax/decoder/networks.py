@@ -108,11 +108,40 @@ def leaf_shapes(template: dict) -> list[tuple[int, ...]]:
   return [tuple(s) for s in flatten(template)]
 
 
-def dequantize(int_tree: dict, delta: float) -> dict:
-  """Integer tree -> float32 ``k * delta`` (as ``model.weights.dequantize_tree``)."""
+def dequantize(int_tree: dict, delta) -> dict:
+  """Integer tree -> float32 ``k * delta`` (as ``model.weights.dequantize_tree``).
+
+  ``delta``: one step for every tensor, or a list of per-tensor steps in ``flatten``
+  order (``MoricFile.base_steps``, ``Layer.steps``)."""
+  if isinstance(delta, (list, tuple)):
+    leaves = flatten(int_tree)
+    if len(leaves) != len(delta):
+      raise ValueError(f"{len(delta)} steps for {len(leaves)} tensors")
+    return unflatten(int_tree, [(np.asarray(k, np.float64) * d).astype(np.float32)
+                                for k, d in zip(leaves, delta)])
   if isinstance(int_tree, dict):
     return {k: dequantize(v, delta) for k, v in int_tree.items()}
   return (np.asarray(int_tree, np.float64) * delta).astype(np.float32)
+
+
+def file_templates(f) -> dict:
+  """Parameter templates of a ``MoricFile``'s networks (``arm``, ``gmn``,
+  ``upsampling``, ``lsn``)."""
+  out = {"arm": arm_template(f.arch),
+         "lsn": lsn_template(f.arch, f.modulation, f.mod_width)}
+  if f.has_gmn:
+    out["gmn"] = gmn_template(f.arch, f.modulation, f.gmn_width, f.mod_width)
+  if f.has_upsampling:
+    out["upsampling"] = upsampling_template(f.arch)
+  return out
+
+
+def base_steps(f) -> dict[str, list[float]]:
+  """Per-tensor steps of the base section's networks (the shared ones, and ``lsn``
+  for LSN 0 unless the file is object-only), from the header."""
+  tpl = file_templates(f)
+  names = list(f.shared_networks) + ([] if f.object_only else ["lsn"])
+  return dict(zip(names, f.base_steps([len(flatten(tpl[n])) for n in names])))
 
 
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))

@@ -17,16 +17,31 @@ SCALE_HEADER_BITS = 16.0
 MIN_INT_SCALE = 0.05
 
 
-def quantize_tree(params, delta: float):
-  """Float parameter tree -> int32 tree ``round(w / delta)``."""
-  return jax.tree_util.tree_map(
-      lambda w: np.round(np.asarray(w, np.float64) / delta).astype(np.int32), params)
+def _per_leaf(tree, delta) -> list:
+  """One step per leaf (``jax.tree_util`` order) from one step or a list of them."""
+  n = len(jax.tree_util.tree_leaves(tree))
+  if isinstance(delta, (list, tuple)):
+    if len(delta) != n:
+      raise ValueError(f"{len(delta)} steps for {n} tensors")
+    return list(delta)
+  return [delta] * n
 
 
-def dequantize_tree(int_params, delta: float):
-  """Int tree -> float32 tree ``k * delta``."""
-  return jax.tree_util.tree_map(
-      lambda k: jnp.asarray(np.asarray(k, np.float64) * delta, jnp.float32), int_params)
+def quantize_tree(params, delta):
+  """Float parameter tree -> int32 tree ``round(w / delta)``; ``delta`` one step or
+  per-tensor steps in leaf order."""
+  leaves, treedef = jax.tree_util.tree_flatten(params)
+  return jax.tree_util.tree_unflatten(treedef, [
+      np.round(np.asarray(w, np.float64) / d).astype(np.int32)
+      for w, d in zip(leaves, _per_leaf(params, delta))])
+
+
+def dequantize_tree(int_params, delta):
+  """Int tree -> float32 tree ``k * delta`` (``delta`` as in ``quantize_tree``)."""
+  leaves, treedef = jax.tree_util.tree_flatten(int_params)
+  return jax.tree_util.tree_unflatten(treedef, [
+      jnp.asarray(np.asarray(k, np.float64) * d, jnp.float32)
+      for k, d in zip(leaves, _per_leaf(int_params, delta))])
 
 
 def int_laplace_scale(k: jax.Array) -> jax.Array:

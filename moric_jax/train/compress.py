@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from moric_jax import image_io
+from moric_jax.coding import weights_coding
 from moric_jax.decoder.decode import reference_residual
 from moric_jax.eval import complexity, metrics
 from moric_jax.model import weights as weights_lib
@@ -31,8 +32,9 @@ from moric_jax.train import weight_search
 class CompressResult:
   """Everything the encoder decided, plus float-model measurements.
 
-  ``deltas`` / ``int_weights``: ``arm`` (and ``gmn``) one each, ``lsn`` a list in
-  ``codec.layout.rendered`` order. ``symbols``: integer latents per grid, ``(h_k, w_k)
+  ``deltas`` / ``int_weights`` / ``factors`` (per-tensor step factors,
+  ``weights_coding.tensor_steps``): ``arm`` (and ``gmn``, ``upsampling``) one each,
+  ``lsn`` a list in ``codec.layout.rendered`` order. ``symbols``: integer latents per grid, ``(h_k, w_k)
   int32`` (0 where not coded). ``reconstruction``: ``(H, W, 3) uint8`` of the quantized
   model's JAX forward (the file's own decode is what ``api.package`` reports).
   """
@@ -45,6 +47,7 @@ class CompressResult:
   symbols: list[np.ndarray]
   reconstruction: np.ndarray
   metrics: dict
+  factors: dict = dataclasses.field(default_factory=dict)
 
 
 def region_settings(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -68,12 +71,18 @@ def code_contours(labels: np.ndarray) -> tuple[list[bytes], list[np.ndarray]]:
 
 
 def decoded_params(codec: Codec, int_weights: dict, deltas: dict,
-                   symbols: list[np.ndarray]) -> dict:
-  """Parameters as the decoder sees them (dequantized weights, latents = symbols)."""
-  p = {n: weights_lib.dequantize_tree(int_weights[n], deltas[n])
+                   symbols: list[np.ndarray], factors: dict | None = None) -> dict:
+  """Parameters as the decoder sees them (dequantized weights, latents = symbols);
+  ``factors`` (as ``CompressResult.factors``) put each tensor on its own step."""
+  factors = factors or {}
+
+  def steps(delta, fs):
+    return weights_coding.tensor_steps(delta, fs) if fs else delta
+  p = {n: weights_lib.dequantize_tree(int_weights[n], steps(deltas[n], factors.get(n)))
        for n in codec.shared_networks}
-  p["lsn"] = [weights_lib.dequantize_tree(k, d)
-              for k, d in zip(int_weights["lsn"], deltas["lsn"])]
+  lsn_f = factors.get("lsn") or [()] * len(deltas["lsn"])
+  p["lsn"] = [weights_lib.dequantize_tree(k, steps(d, fs))
+              for k, d, fs in zip(int_weights["lsn"], deltas["lsn"], lsn_f)]
   p["latents"] = [jnp.asarray(s, jnp.float32) / g for s, g in zip(symbols, codec.gains)]
   return p
 
@@ -152,6 +161,7 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
   names += [(n, dist_cost, lam[0]) for n in codec.shared_networks if n != "arm"]
   rendered = codec.layout.rendered
   names += [(("lsn", j), dist_cost, lam[r]) for j, r in enumerate(rendered)]
+  per_tensor = bool(config.quant.get("tensor_steps", True))
   choice = {}
   for n, c, l in names:   # LSN 0 before the object LSNs coded relative to it
     bits_of = None
@@ -159,15 +169,20 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
     if ref is not None:
       base = choice[("lsn", ref)]
       bits_of = lambda k, d, base=base: weights_lib.int_tree_bits(
-          reference_residual(k, base.int_params, base.delta, d))
+          reference_residual(k, base.int_params, base.steps, d))
     choice[n] = weight_search.search_network(params, n, grid, aux_of, float(l), pixels, c,
                                              bits_of)
+    if per_tensor and ref is None:   # object LSNs keep their one step (factors 16)
+      choice[n] = weight_search.refine_tensor_steps(params, n, choice[n], aux_of,
+                                                    float(l), pixels, c)
   deltas = {n: choice[n].delta for n in codec.shared_networks}
   ints = {n: choice[n].int_params for n in codec.shared_networks}
+  factors = {n: choice[n].factors for n in codec.shared_networks}
   deltas["lsn"] = [choice[("lsn", j)].delta for j in range(len(rendered))]
   ints["lsn"] = [choice[("lsn", j)].int_params for j in range(len(rendered))]
+  factors["lsn"] = [choice[("lsn", j)].factors for j in range(len(rendered))]
   symbols = [np.asarray(s) for s in codec.integer_symbols(params["latents"])]
-  _, aux, recon_f = evaluate(decoded_params(codec, ints, deltas, symbols), lmbdas)
+  _, aux, recon_f = evaluate(decoded_params(codec, ints, deltas, symbols, factors), lmbdas)
   aux = jax.device_get(aux)
   reconstruction = image_io.to_uint8(np.asarray(recon_f))
   weight_bits = sum(c.bits for c in choice.values())
@@ -187,10 +202,11 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
       "modulation": codec.lsn.modulation,
       "region_pixels": codec.layout.region_pixels().tolist(),
       "weight_deltas": deltas,
+      "weight_factors": factors,
       "num_params": {n: weights_lib.num_params(params[n]) for n in codec.networks},
       "macs_per_pixel": complexity.macs_per_pixel(codec),
   }
   return CompressResult(codec=codec, params=params, contours=list(contours),
                         lmbdas=np.asarray(lmbdas, np.float32), deltas=deltas,
                         int_weights=ints, symbols=symbols, reconstruction=reconstruction,
-                        metrics=m)
+                        metrics=m, factors=factors)

@@ -1,8 +1,10 @@
-"""Post-training choice of each network's weight step size (DESIGN §2.5).
+"""Post-training choice of each network's weight step sizes (DESIGN §2.5).
 
 The ARM only changes the latent rate and the LSN only the distortion, so each step is
 searched on its own over a log-spaced grid, minimising its share of ``D + lmbda * R``
-with the real integer-weight rate.
+with the real integer-weight rate; then each tensor's own step factor
+(``weights_coding.STEP_FACTORS``: a quarter to four times the network's step) is
+chosen in turn, tensor by tensor, by the same cost (``refine_tensor_steps``).
 """
 from __future__ import annotations
 
@@ -12,16 +14,26 @@ from typing import Callable
 import jax
 import numpy as np
 
+from moric_jax.coding import weights_coding
 from moric_jax.model import weights as weights_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class WeightChoice:
-  """Chosen step and integer weights of one network, and the search trace."""
+  """Chosen step, per-tensor step factors and integer weights of one network, and the
+  search trace. ``factors`` empty: every tensor on ``delta`` (``steps``)."""
   delta: float
   int_params: dict
   bits: float
   costs: tuple[float, ...]   # RD cost per candidate step.
+  factors: tuple[int, ...] = ()
+
+  @property
+  def steps(self):
+    """The step of every tensor: ``delta``, or per-tensor steps in leaf order."""
+    if not self.factors:
+      return self.delta
+    return weights_coding.tensor_steps(self.delta, self.factors)
 
 
 def candidate_deltas(delta_min: float, delta_max: float, num: int) -> np.ndarray:
@@ -58,12 +70,24 @@ def search_network(params: dict, name, deltas: np.ndarray,
   ``bits_of(int_params, delta)``: the network's bits as the file codes it (default:
   its integers under the per-tensor Laplace model).
   """
+  cost_of = _cost_fn(params, name, evaluate, lmbda, num_pixels, distortion_key, bits_of)
   best, costs = None, []
   for delta in deltas:
-    int_p = weights_lib.quantize_tree(_get(params, name), float(delta))
+    cost, int_p, bits = cost_of(float(delta))
+    costs.append(cost)
+    if best is None or cost < best[0]:
+      best = (cost, float(delta), int_p, bits)
+  return WeightChoice(delta=best[1], int_params=best[2], bits=best[3], costs=tuple(costs))
+
+
+def _cost_fn(params, name, evaluate, lmbda, num_pixels, distortion_key, bits_of):
+  """``steps -> (RD cost, int params, bits)`` of ``params[name]`` quantized on
+  ``steps`` (one step, or per-tensor steps in leaf order)."""
+  def cost_of(steps):
+    int_p = weights_lib.quantize_tree(_get(params, name), steps)
     bits = (weights_lib.int_tree_bits(int_p) if bits_of is None
-            else float(bits_of(int_p, float(delta))))
-    trial = _replace(params, name, weights_lib.dequantize_tree(int_p, float(delta)))
+            else float(bits_of(int_p, steps)))
+    trial = _replace(params, name, weights_lib.dequantize_tree(int_p, steps))
     aux = jax.device_get(evaluate(trial))
     if callable(distortion_key):
       cost = float(distortion_key(aux)) + lmbda * bits / num_pixels
@@ -71,9 +95,33 @@ def search_network(params: dict, name, deltas: np.ndarray,
       cost = float(aux["mse"]) + lmbda * bits / num_pixels
     else:
       cost = lmbda * (float(aux["bpp_latents"]) + bits / num_pixels)
-    if not np.isfinite(cost):
-      cost = float("inf")
-    costs.append(cost)
-    if best is None or cost < best[0]:
-      best = (cost, float(delta), int_p, bits)
-  return WeightChoice(delta=best[1], int_params=best[2], bits=best[3], costs=tuple(costs))
+    return (cost if np.isfinite(cost) else float("inf")), int_p, bits
+  return cost_of
+
+
+def refine_tensor_steps(params: dict, name, choice: WeightChoice,
+                        evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
+                        distortion_key, bits_of: Callable | None = None,
+                        candidates=weights_coding.STEP_FACTORS) -> WeightChoice:
+  """One pass over the tensors of ``params[name]`` (leaf order): each takes the step
+  factor (``candidates``, on ``choice.delta``) of lowest RD cost, the others fixed.
+
+  Arguments as ``search_network``; returns ``choice`` with ``factors`` set (never a
+  higher cost than ``choice`` on the file's float32 steps). ``len(candidates)`` - 1
+  evaluations per tensor.
+  """
+  cost_of = _cost_fn(params, name, evaluate, lmbda, num_pixels, distortion_key, bits_of)
+  steps_of = lambda fs: weights_coding.tensor_steps(choice.delta, fs)
+  factors = list(weights_coding.unit_factors(len(jax.tree_util.tree_leaves(
+      _get(params, name)))))
+  best = cost_of(steps_of(factors))
+  for t in range(len(factors)):
+    for j in candidates:
+      if j == factors[t]:
+        continue
+      trial = factors[:t] + [int(j)] + factors[t + 1:]
+      got = cost_of(steps_of(trial))
+      if got[0] < best[0]:
+        best, factors = got, trial
+  return dataclasses.replace(choice, int_params=best[1], bits=best[2],
+                             factors=tuple(factors))
