@@ -13,7 +13,7 @@ def default() -> ml_collections.ConfigDict:
   config.output_dir = "runs/compress"
   config.seed = 0
   config.lmbda = 0.002          # RD trade-off: loss = MSE + lmbda * bpp.
-  config.num_steps = 1000       # Total training steps (~5 min for 768x512 on 2 cores).
+  config.num_steps = 1000       # Total training steps (~6 min for 768x512 on 2 cores).
   config.max_pixels = 4096 * 4096
   config.max_memory_bytes = 0   # Refuse encodes estimated to need more (0 = machine's).
 
