@@ -36,6 +36,8 @@ def get_config():
       "latent_lr_quarter": "train.latent_lr_scale=0.25",
       "latent_lr_double": "train.latent_lr_scale=2.0",
       "ste_quarter": "train.ste_fraction=0.25",
+      "ste_short": "train.ste_fraction=0.03",
+      "ste_none": "train.ste_fraction=0.0",
       "temperature": "train.temperature=(0.35, 0.08)",
       "lr_double": "train.learning_rate=0.02",
       "small_nets": "model.arm.hidden=(12, 12);model.lsn.hidden=(12, 12)",
