@@ -54,6 +54,7 @@ def get_config():
       "lsn_relu": "model.lsn.activation=relu",
       "no_clip": "train.clip_norm=1e9",
       "no_tensor_steps": "quant.tensor_steps=False",
+      "rdoq": "quant.rdoq=True",
   })
   config.report_bpp = 0.49   # PSNR reported at this rate (Cool-chic 5's kodim23 point)
   config.only = ""   # comma-separated lever names to run (default: all)

@@ -74,6 +74,9 @@ def default() -> ml_collections.ConfigDict:
   # Then each tensor's own step, delta * factor / 16 (weight_search.refine_tensor_steps;
   # file version 5).
   config.quant.tensor_steps = True
+  # Then single integer weights one step towards zero where the real RD cost falls
+  # (weight_search.round_towards_zero; one evaluation per nonzero weight).
+  config.quant.rdoq = False
   return config
 
 

@@ -93,3 +93,38 @@ def test_tensor_step_refinement_gives_sensitive_tensors_finer_steps():
       c.int_params, c.steps)})["mse"]) + 1e-3 * c.bits
   assert cost(refined) < cost(choice)
   assert refined.bits == weights_lib.int_tree_bits(refined.int_params)
+
+
+def test_rounding_towards_zero_moves_only_what_the_cost_allows():
+  """Distortion ignores "a/kernel" and weighs the other tensors 1e6x: the RDOQ pass
+  moves kernel integers towards zero (fewer file bits), leaves the others alone,
+  keeps the steps, and never raises the real cost; ``max_moves=0`` changes nothing."""
+  from moric_jax.coding import weights_coding
+  tree = {"net": _tree()}
+  target = jax.tree_util.tree_leaves(tree["net"])
+  weight = [1e6, 0.0, 1e6]   # leaf order: a/bias, a/kernel, b
+
+  def evaluate(p):
+    err = sum(w * jnp.sum((a - b) ** 2) for w, a, b in
+              zip(weight, jax.tree_util.tree_leaves(p["net"]), target))
+    return {"mse": err, "bpp_latents": jnp.float32(0)}
+
+  kw = dict(evaluate=evaluate, lmbda=1e-3, num_pixels=1, distortion_key="mse")
+  choice = weight_search.search_network(tree, "net", np.asarray([1e-2]), **kw)
+  moved = weight_search.round_towards_zero(tree, "net", choice, **kw)
+  before = jax.tree_util.tree_leaves(choice.int_params)
+  after = jax.tree_util.tree_leaves(moved.int_params)
+  np.testing.assert_array_equal(after[0], before[0])
+  np.testing.assert_array_equal(after[2], before[2])
+  assert np.all(np.abs(after[1]) <= np.abs(before[1]))
+  assert np.abs(after[1]).sum() < np.abs(before[1]).sum()
+  file_bits = lambda c: sum(weights_coding.choose_scale(np.asarray(k))[1]
+                            for k in jax.tree_util.tree_leaves(c.int_params))
+  cost = lambda c: float(evaluate({"net": weights_lib.dequantize_tree(
+      c.int_params, c.steps)})["mse"]) + 1e-3 * file_bits(c)
+  assert cost(moved) < cost(choice)
+  assert moved.delta == choice.delta and moved.factors == choice.factors
+  assert moved.bits == weights_lib.int_tree_bits(moved.int_params)
+  same = weight_search.round_towards_zero(tree, "net", choice, max_moves=0, **kw)
+  for a, b in zip(jax.tree_util.tree_leaves(same.int_params), before):
+    np.testing.assert_array_equal(a, b)

@@ -45,6 +45,13 @@ def _bits_for_scales(k: np.ndarray) -> np.ndarray:
   return total
 
 
+def scale_bits(k: np.ndarray) -> np.ndarray:
+  """``(NUM_WEIGHT_SCALES,)`` bits of the integers ``k`` under every scale row (the
+  file codes a tensor with the row of fewest bits: their ``min``). Additive over
+  elements, so an encoder can update it for one changed weight."""
+  return _bits_for_scales(np.ravel(np.asarray(k, np.int64)))
+
+
 def choose_scale(k: np.ndarray) -> tuple[int, float]:
   """Scale index with the fewest bits for tensor ``k`` and those bits."""
   bits = _bits_for_scales(np.ravel(k))

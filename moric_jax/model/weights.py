@@ -17,7 +17,7 @@ SCALE_HEADER_BITS = 16.0
 MIN_INT_SCALE = 0.05
 
 
-def _per_leaf(tree, delta) -> list:
+def per_leaf_steps(tree, delta) -> list:
   """One step per leaf (``jax.tree_util`` order) from one step or a list of them."""
   n = len(jax.tree_util.tree_leaves(tree))
   if isinstance(delta, (list, tuple)):
@@ -33,7 +33,7 @@ def quantize_tree(params, delta):
   leaves, treedef = jax.tree_util.tree_flatten(params)
   return jax.tree_util.tree_unflatten(treedef, [
       np.round(np.asarray(w, np.float64) / d).astype(np.int32)
-      for w, d in zip(leaves, _per_leaf(params, delta))])
+      for w, d in zip(leaves, per_leaf_steps(params, delta))])
 
 
 def dequantize_tree(int_params, delta):
@@ -41,7 +41,7 @@ def dequantize_tree(int_params, delta):
   leaves, treedef = jax.tree_util.tree_flatten(int_params)
   return jax.tree_util.tree_unflatten(treedef, [
       jnp.asarray(np.asarray(k, np.float64) * d, jnp.float32)
-      for k, d in zip(leaves, _per_leaf(int_params, delta))])
+      for k, d in zip(leaves, per_leaf_steps(int_params, delta))])
 
 
 def int_laplace_scale(k: jax.Array) -> jax.Array:

@@ -162,6 +162,7 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
   rendered = codec.layout.rendered
   names += [(("lsn", j), dist_cost, lam[r]) for j, r in enumerate(rendered)]
   per_tensor = bool(config.quant.get("tensor_steps", True))
+  rdoq = bool(config.quant.get("rdoq", False))
   choice = {}
   for n, c, l in names:   # LSN 0 before the object LSNs coded relative to it
     bits_of = None
@@ -175,6 +176,9 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
     if per_tensor and ref is None:   # object LSNs keep their one step (factors 16)
       choice[n] = weight_search.refine_tensor_steps(params, n, choice[n], aux_of,
                                                     float(l), pixels, c)
+    if rdoq and ref is None:
+      choice[n] = weight_search.round_towards_zero(params, n, choice[n], aux_of,
+                                                   float(l), pixels, c)
   deltas = {n: choice[n].delta for n in codec.shared_networks}
   ints = {n: choice[n].int_params for n in codec.shared_networks}
   factors = {n: choice[n].factors for n in codec.shared_networks}

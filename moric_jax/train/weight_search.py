@@ -4,7 +4,9 @@ The ARM only changes the latent rate and the LSN only the distortion, so each st
 searched on its own over a log-spaced grid, minimising its share of ``D + lmbda * R``
 with the real integer-weight rate; then each tensor's own step factor
 (``weights_coding.STEP_FACTORS``: a quarter to four times the network's step) is
-chosen in turn, tensor by tensor, by the same cost (``refine_tensor_steps``).
+chosen in turn, tensor by tensor, by the same cost (``refine_tensor_steps``); last,
+single integers are moved one step towards zero where that lowers the cost
+(``round_towards_zero``, a rate-distortion-optimised rounding).
 """
 from __future__ import annotations
 
@@ -125,3 +127,62 @@ def refine_tensor_steps(params: dict, name, choice: WeightChoice,
         best, factors = got, trial
   return dataclasses.replace(choice, int_params=best[1], bits=best[2],
                              factors=tuple(factors))
+
+
+def round_towards_zero(params: dict, name, choice: WeightChoice,
+                       evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
+                       distortion_key, max_moves: int | None = None) -> WeightChoice:
+  """Rate-distortion-optimised rounding of ``choice``'s integers: one pass over the
+  nonzero weights (largest ``|k|`` first in each tensor, tensors in leaf order), each
+  moved one step towards zero and kept there if ``D + lmbda * bits / P`` falls.
+
+  Bits are the file's (``weights_coding.scale_bits``: each tensor on its cheapest
+  scale row); the distortion part is ``evaluate``'d for every move (arguments as
+  ``search_network``). ``max_moves``: at most this many evaluations (``None``: all).
+  Returns ``choice`` with the new integers (same steps and factors; ``bits`` the
+  Laplace estimate ``int_tree_bits`` as for the other searches).
+  """
+  steps = weights_lib.per_leaf_steps(choice.int_params, choice.steps)
+  leaves, treedef = jax.tree_util.tree_flatten(choice.int_params)
+  ints = [np.array(k, np.int32) for k in leaves]
+  floats = [np.asarray(k, np.float64) * d for k, d in zip(ints, steps)]
+  per_scale = [weights_coding.scale_bits(k) for k in ints]
+
+  def d_part(trial_floats):
+    tree = jax.tree_util.tree_unflatten(
+        treedef, [jax.numpy.asarray(w, jax.numpy.float32) for w in trial_floats])
+    aux = jax.device_get(evaluate(_replace(params, name, tree)))
+    if callable(distortion_key):
+      return float(distortion_key(aux))
+    if distortion_key == "mse":
+      return float(aux["mse"])
+    return lmbda * float(aux["bpp_latents"])
+
+  rate = lambda: lmbda * sum(float(b.min()) for b in per_scale) / num_pixels
+  d_best = d_part(floats)
+  best = d_best + rate()
+  budget = np.inf if max_moves is None else int(max_moves)
+  for t, k in enumerate(ints):
+    flat = k.reshape(-1)
+    for i in np.argsort(-np.abs(flat), kind="stable"):
+      if flat[i] == 0 or budget <= 0:
+        continue
+      budget -= 1
+      old, new = int(flat[i]), int(flat[i]) - int(np.sign(flat[i]))
+      delta_bits = (weights_coding.scale_bits(np.array([new]))
+                    - weights_coding.scale_bits(np.array([old])))
+      saved = per_scale[t]
+      per_scale[t] = saved + delta_bits
+      trial = list(floats)
+      w = floats[t].reshape(-1).copy()
+      w[i] = new * steps[t]
+      trial[t] = w.reshape(k.shape)
+      d = d_part(trial)
+      cost = d + rate()
+      if np.isfinite(cost) and cost < best:
+        best, flat[i], floats = cost, new, trial
+      else:
+        per_scale[t] = saved
+  int_params = jax.tree_util.tree_unflatten(treedef, ints)
+  return dataclasses.replace(choice, int_params=int_params,
+                             bits=weights_lib.int_tree_bits(int_params))
