@@ -29,6 +29,12 @@ def tensor_steps(delta: float, factors) -> list[float]:
   return [float(np.float32(d * int(j) / STEP_FACTOR_UNIT)) for j in factors]
 
 
+def network_steps(delta: float, factors=()):
+  """The steps of a network's tensors: ``delta`` for all when ``factors`` is empty,
+  else ``tensor_steps(delta, factors)`` (one per tensor, leaf order)."""
+  return tensor_steps(delta, factors) if len(factors) else delta
+
+
 def unit_factors(num_tensors: int) -> tuple[int, ...]:
   """Factors of a network coded on its own step alone (versions 3 and 4)."""
   return (STEP_FACTOR_UNIT,) * int(num_tensors)

@@ -75,9 +75,7 @@ def decoded_params(codec: Codec, int_weights: dict, deltas: dict,
   """Parameters as the decoder sees them (dequantized weights, latents = symbols);
   ``factors`` (as ``CompressResult.factors``) put each tensor on its own step."""
   factors = factors or {}
-
-  def steps(delta, fs):
-    return weights_coding.tensor_steps(delta, fs) if fs else delta
+  steps = lambda delta, fs: weights_coding.network_steps(delta, fs or ())
   p = {n: weights_lib.dequantize_tree(int_weights[n], steps(deltas[n], factors.get(n)))
        for n in codec.shared_networks}
   lsn_f = factors.get("lsn") or [()] * len(deltas["lsn"])

@@ -33,9 +33,7 @@ class WeightChoice:
   @property
   def steps(self):
     """The step of every tensor: ``delta``, or per-tensor steps in leaf order."""
-    if not self.factors:
-      return self.delta
-    return weights_coding.tensor_steps(self.delta, self.factors)
+    return weights_coding.network_steps(self.delta, self.factors)
 
 
 def candidate_deltas(delta_min: float, delta_max: float, num: int) -> np.ndarray:
