@@ -152,17 +152,21 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
   grid = weight_search.candidate_deltas(config.quant.delta_min, config.quant.delta_max,
                                         config.quant.num_deltas)
   lam = np.asarray(lmbdas, np.float64)
-  aux_of = lambda p: evaluate(p, lmbdas)[1]
+  image_j = jnp.asarray(image, jnp.float32)
+  # The ARM changes only the rate, the other networks only the distortion: each search
+  # runs the part of the program it needs.
+  rate_of = overfit_lib.eval_fn(codec, image_j, config, lmbdas, keys=("region_latent_bits",))
+  dist_of = overfit_lib.eval_fn(codec, image_j, config, lmbdas, keys=("mse", "mse_layer0"))
   latent_cost = lambda a: float(np.dot(lam, np.asarray(a["region_latent_bits"]))) / pixels
   dist_cost = lambda a: float(a["mse"]) + codec.layer0_weight * float(a["mse_layer0"])
-  names = [("arm", latent_cost, lam[0])]
-  names += [(n, dist_cost, lam[0]) for n in codec.shared_networks if n != "arm"]
+  names = [("arm", latent_cost, lam[0], rate_of)]
+  names += [(n, dist_cost, lam[0], dist_of) for n in codec.shared_networks if n != "arm"]
   rendered = codec.layout.rendered
-  names += [(("lsn", j), dist_cost, lam[r]) for j, r in enumerate(rendered)]
+  names += [(("lsn", j), dist_cost, lam[r], dist_of) for j, r in enumerate(rendered)]
   per_tensor = bool(config.quant.get("tensor_steps", True))
   rdoq = bool(config.quant.get("rdoq", False))
   choice = {}
-  for n, c, l in names:   # LSN 0 before the object LSNs coded relative to it
+  for n, c, l, aux_of in names:   # LSN 0 before the object LSNs coded relative to it
     bits_of = None
     ref = codec.lsn_reference(n[1]) if isinstance(n, tuple) else None
     if ref is not None:

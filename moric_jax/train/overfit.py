@@ -160,17 +160,24 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   return jax.jit(chunk)
 
 
-def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None) -> Callable:
+def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
+            keys: tuple[str, ...] | None = None) -> Callable:
   """Jitted ``(params, lmbda=None) -> (loss, aux, recon)``: hard latents, float weights.
 
-  One compiled program serves the best-parameter check, the weight-step search and
-  the final measurement. ``recon`` is the unclipped ``(H, W, 3)`` float image.
-  ``default_lmbda``: scalar or per-region array (default ``config.lmbda``).
+  One compiled program serves the best-parameter check and the final measurement.
+  ``recon`` is the unclipped ``(H, W, 3)`` float image. ``default_lmbda``: scalar or
+  per-region array (default ``config.lmbda``). ``keys``: the program returns only
+  ``{key: aux[key]}``, and XLA drops what those do not need (the synthesis for
+  ``("region_latent_bits",)``, the entropy model for ``("mse", "mse_layer0")``): the
+  weight-step searches' cheaper evaluations.
   """
+  def terms(params, lmbda, img):
+    out = loss_terms(params, codec, img, lmbda, config.train.weight_delta, mode="hard")
+    return out if keys is None else {k: out[1][k] for k in keys}
+
   # The image is an argument, not a closed-over constant: XLA would otherwise embed
   # (and constant-fold over) an (H, W, 3) array in the program.
-  evaluate_jit = jax.jit(lambda params, lmbda, img: loss_terms(
-      params, codec, img, lmbda, config.train.weight_delta, mode="hard"))
+  evaluate_jit = jax.jit(terms)
   image = jnp.asarray(image, jnp.float32)
 
   if default_lmbda is None:
