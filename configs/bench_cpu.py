@@ -14,5 +14,6 @@ def get_config():
   config.crop = 256
   config.lmbdas = (0.0005, 0.001, 0.002, 0.004)
   config.num_steps = 1500
+  config.quant.rdoq = True   # our best RD at this budget (WORKSPACE.md, sixth lever round)
   config.output_dir = "runs/bench_cpu"
   return config

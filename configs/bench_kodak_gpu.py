@@ -19,6 +19,7 @@ def get_config():
   paper = presets.paper_kodak()
   config.num_steps = paper.num_steps
   config.train.chunk_size = paper.train.chunk_size
+  config.quant.rdoq = paper.quant.rdoq
   config.images = "../shared/data/kodak/kodim*.png"
   config.crop = 0
   config.lmbdas = (0.0002, 0.0005, 0.001, 0.002, 0.004, 0.008)

@@ -97,6 +97,8 @@ def cmd_encode(args) -> int:
     if args.steps < 1:
       raise UserError(f"--steps must be >= 1, got {args.steps}")
     config.num_steps = args.steps
+  if args.rdoq:
+    config.quant.rdoq = True
   if args.max_pixels is not None:
     config.max_pixels = args.max_pixels
   if args.max_memory_gb is not None:
@@ -287,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument("--preset", default="default", choices=["default", "fast", "paper"])
   e.add_argument("--lmbda", type=float)
   e.add_argument("--steps", type=int)
+  e.add_argument("--rdoq", action="store_true",
+                 help="rate-distortion-optimised rounding of the weights after training "
+                      "(about -2%% of the file for +40%% encode time at 768x512)")
   e.add_argument("--max-pixels", type=_pixel_limit, metavar="N",
                  help="refuse images with more pixels (default: config.max_pixels)")
   e.add_argument("--max-memory-gb", type=float, metavar="GB",

@@ -33,7 +33,7 @@ def encoded(tmp_path_factory):
   src = d / "in.png"
   Image.fromarray((smooth_image(16, 24, seed=5) * 255).round().astype(np.uint8)).save(src)
   out = d / "out.moric"
-  p = run("encode", src, "-o", out, "--preset", "fast", "--steps", "20", "--json",
+  p = run("encode", src, "-o", out, "--preset", "fast", "--steps", "20", "--rdoq", "--json",
           check_rc=0)
   return d, src, out, json.loads(p.stdout)
 
