@@ -19,7 +19,8 @@ from moric_jax import image_io
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit as overfit_lib
 from moric_jax.train import warmup
-from moric_jax.train.compress import CompressResult, finalize, memory_bounds
+from moric_jax.train.compress import (CompressResult, finalize, memory_bounds,
+                                     search_evaluators)
 
 
 def _stack(tree, n: int):
@@ -119,10 +120,11 @@ def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
                             jax.random.PRNGKey(int(config.seed)), devices=devices,
                             on_chunk=on_chunk, evaluate=evaluate)
   train_seconds = (time.perf_counter() - t0) / len(lmbdas)
+  searches = search_evaluators(codec, jnp.asarray(image), config)   # one pair for all
   results = []
   for lmbda, params in zip(lmbdas, trained):
     cfg = config.copy_and_resolve_references()
     cfg.lmbda = float(lmbda)
-    results.append(finalize(codec, params, image, cfg, evaluate,
+    results.append(finalize(codec, params, image, cfg, evaluate, searches,
                             codec.lmbda_array(float(lmbda)), train_seconds))
   return results

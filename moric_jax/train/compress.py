@@ -132,31 +132,40 @@ def compress_image(image: np.ndarray, config: ml_collections.ConfigDict,
   params = overfit_lib.overfit(codec, image, config, key, params=params, on_chunk=meter,
                                evaluate=evaluate, checkpointer=checkpointer,
                                lmbda=lmbdas)
-  result = finalize(codec, params, image, config, evaluate, lmbdas,
+  result = finalize(codec, params, image, config, evaluate,
+                    search_evaluators(codec, jnp.asarray(image), config), lmbdas,
                     time.perf_counter() - t0, contours)
   result.metrics["steps_per_second"] = meter.steps_per_second
   return result
 
 
+def search_evaluators(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict
+                      ) -> tuple[Callable, Callable]:
+  """``(rate_of, dist_of)``: jitted ``params -> {"region_latent_bits"}`` and
+  ``params -> {"mse", "mse_layer0"}`` (hard latents), the two halves of the evaluation
+  the weight-step searches need; neither depends on lambda, so one pair serves every
+  lambda of an image."""
+  return (overfit_lib.eval_fn(codec, image, config, keys=("region_latent_bits",)),
+          overfit_lib.eval_fn(codec, image, config, keys=("mse", "mse_layer0")))
+
+
 def finalize(codec: Codec, params: dict, image: np.ndarray,
-             config: ml_collections.ConfigDict, evaluate: Callable, lmbdas: np.ndarray,
+             config: ml_collections.ConfigDict, evaluate: Callable,
+             searches: tuple[Callable, Callable], lmbdas: np.ndarray,
              train_seconds: float, contours: list[bytes] = ()) -> CompressResult:
   """Chooses weight steps, quantizes and measures trained ``params``.
 
   Each network's step is searched on its own (``weight_search``): the ARM changes only
-  the latent rate, the GMN and LSNs only the distortion, each network's own bits
-  weighed by its region's lambda, as in the training loss.
+  the latent rate (``searches[0]``), the GMN and LSNs only the distortion
+  (``searches[1]``; ``search_evaluators``), each network's own bits weighed by its
+  region's lambda, as in the training loss.
   """
   t0 = time.perf_counter()
   pixels = codec.shown_pixels
   grid = weight_search.candidate_deltas(config.quant.delta_min, config.quant.delta_max,
                                         config.quant.num_deltas)
   lam = np.asarray(lmbdas, np.float64)
-  image_j = jnp.asarray(image, jnp.float32)
-  # The ARM changes only the rate, the other networks only the distortion: each search
-  # runs the part of the program it needs.
-  rate_of = overfit_lib.eval_fn(codec, image_j, config, lmbdas, keys=("region_latent_bits",))
-  dist_of = overfit_lib.eval_fn(codec, image_j, config, lmbdas, keys=("mse", "mse_layer0"))
+  rate_of, dist_of = searches
   latent_cost = lambda a: float(np.dot(lam, np.asarray(a["region_latent_bits"]))) / pixels
   dist_cost = lambda a: float(a["mse"]) + codec.layer0_weight * float(a["mse_layer0"])
   names = [("arm", latent_cost, lam[0], rate_of)]
