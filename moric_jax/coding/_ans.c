@@ -620,6 +620,10 @@ static inline __attribute__((always_inline)) Py_ssize_t gather_pairs(
   return m;
 }
 
+/* Runs with the GIL released (py_decode_latents): no Python C-API call in here or in
+ * anything it calls. Its buffers come from the raw allocator (PyMem_RawCalloc /
+ * PyMem_RawFree), the one allocator that does not need the GIL; PyMem_* without the GIL
+ * crashes Python 3.12+ (and trips PYTHONMALLOC=debug on 3.11). */
 static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, int64_t g,
                        int64_t wc, int64_t cols, const int64_t *offsets, int64_t n_ctx,
                        const uint8_t *keep, const Arm *arm, int64_t context_limit,
@@ -642,12 +646,12 @@ static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, 
   const Py_ssize_t stride = ((max_front + 15) & ~(Py_ssize_t)15) + 24;
   const Py_ssize_t rows = arm->wi > arm->wo ? arm->wi : arm->wo;
   int status_ = OK;
-  int32_t *ctx = PyMem_Calloc(size ? size : 1, sizeof(int32_t));
-  int64_t *ib = PyMem_Calloc(10 * stride, sizeof(int64_t));
-  int64_t *X = PyMem_Calloc(2 * rows * stride, sizeof(int64_t));
-  int32_t *XP = PyMem_Calloc((2 * arm->npairs + 2) * stride + 16, sizeof(int32_t));
+  int32_t *ctx = PyMem_RawCalloc(size ? size : 1, sizeof(int32_t));
+  int64_t *ib = PyMem_RawCalloc(10 * stride, sizeof(int64_t));
+  int64_t *X = PyMem_RawCalloc(2 * rows * stride, sizeof(int64_t));
+  int32_t *XP = PyMem_RawCalloc((2 * arm->npairs + 2) * stride + 16, sizeof(int32_t));
   if (!ctx || !ib || !X || !XP) {
-    PyMem_Free(ctx); PyMem_Free(ib); PyMem_Free(X); PyMem_Free(XP);
+    PyMem_RawFree(ctx); PyMem_RawFree(ib); PyMem_RawFree(X); PyMem_RawFree(XP);
     return -2;
   }
   int64_t *fpos = ib, *fc = ib + stride, *fmain = ib + 2 * stride, *fr = ib + 3 * stride,
@@ -655,9 +659,9 @@ static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, 
           *sel = ib + 7 * stride, *mu = ib + 8 * stride, *ls = ib + 9 * stride;
   int32_t *YP = XP + arm->npairs * stride, *mu32 = YP + arm->npairs * stride,
           *ls32 = mu32 + stride;
-  uint8_t *flag = PyMem_Calloc(stride, 1);
+  uint8_t *flag = PyMem_RawCalloc(stride, 1);
   if (!flag) {
-    PyMem_Free(ctx); PyMem_Free(ib); PyMem_Free(X); PyMem_Free(XP);
+    PyMem_RawFree(ctx); PyMem_RawFree(ib); PyMem_RawFree(X); PyMem_RawFree(XP);
     return -2;
   }
   /* All-zero contexts share one output. */
@@ -751,11 +755,11 @@ static int run_latents(Coder *cd, const int64_t *shapes, const int64_t *places, 
   cd->state = state;
   cd->pos = pos;
 out:
-  PyMem_Free(ctx);
-  PyMem_Free(ib);
-  PyMem_Free(X);
-  PyMem_Free(XP);
-  PyMem_Free(flag);
+  PyMem_RawFree(ctx);
+  PyMem_RawFree(ib);
+  PyMem_RawFree(X);
+  PyMem_RawFree(XP);
+  PyMem_RawFree(flag);
   (void)sel;
   return status_;
 }
