@@ -6,16 +6,15 @@ import pytest
 
 import moric_jax
 from moric_jax import api, presets
-from moric_jax.coding import bitstream, writer
-from moric_jax.decoder import networks
+from moric_jax.coding import bitstream, network_layout, writer
 from tests.conftest import smooth_image
 
 ARCH = bitstream.Architecture()
 
 
 def random_tree(template, rng, scale=3.0):
-  return networks.unflatten(template, [np.round(rng.laplace(0, scale, s)).astype(np.int32)
-                                       for s in networks.flatten(template)])
+  return network_layout.unflatten(template, [np.round(rng.laplace(0, scale, s)).astype(np.int32)
+                                       for s in network_layout.flatten(template)])
 
 
 def synthetic_file(height=12, width=10, arch=ARCH, seed=0, masks=(),
@@ -31,16 +30,16 @@ def synthetic_file(height=12, width=10, arch=ARCH, seed=0, masks=(),
   masks = [cstar.decode_mask(c, (height, width)) for c in contours]
   layout = region_layout.make_layout(masks, height, width, arch.num_grids, object_only)
   g = gmn or {"width": 8, "mod_width": 4, "activation": "gelu"}
-  tpl_lsn = networks.lsn_template(arch, modulation, g["mod_width"])
-  ints = {"arm": random_tree(networks.arm_template(arch), rng),
+  tpl_lsn = network_layout.lsn_template(arch, modulation, g["mod_width"])
+  ints = {"arm": random_tree(network_layout.arm_template(arch), rng),
           "lsn": [random_tree(tpl_lsn, rng) for _ in layout.rendered]}
   deltas = {"arm": 1 / 64, "lsn": [1 / 200] * len(layout.rendered)}
   if modulation != "none":
-    ints["gmn"] = random_tree(networks.gmn_template(arch, modulation, g["width"],
+    ints["gmn"] = random_tree(network_layout.gmn_template(arch, modulation, g["width"],
                                                     g["mod_width"]), rng)
     deltas["gmn"] = 1 / 100
   if arch.upsampling == "learned":
-    ints["upsampling"] = random_tree(networks.upsampling_template(arch), rng)
+    ints["upsampling"] = random_tree(network_layout.upsampling_template(arch), rng)
     deltas["upsampling"] = 1 / 256
   symbols = [np.where(c, np.round(rng.laplace(0, 0.7, c.shape)), 0).astype(np.int32)
              for c in layout.coded]
@@ -72,7 +71,7 @@ def test_synthetic_round_trip():
   for n in ("arm", "lsn"):
     got = dec.int_weights[n] if n == "arm" else dec.int_weights[n][0]
     want = int_weights[n] if n == "arm" else int_weights[n][0]
-    for a, b in zip(networks.flatten(got), networks.flatten(want)):
+    for a, b in zip(network_layout.flatten(got), network_layout.flatten(want)):
       assert np.array_equal(a, b)
   assert dec.image.shape == (12, 10, 3) and dec.image.dtype == np.uint8
   payload = len(dec.file.base_payload)
@@ -99,8 +98,8 @@ def test_learned_upsampling_file_round_trip(arch):
   f = bitstream.read(data)
   assert f.arch == arch and f.has_upsampling and f.delta_upsampling == bitstream.f32(1 / 256)
   dec = api.decode_file(data)
-  for a, b in zip(networks.flatten(dec.int_weights["upsampling"]),
-                  networks.flatten(ints["upsampling"])):
+  for a, b in zip(network_layout.flatten(dec.int_weights["upsampling"]),
+                  network_layout.flatten(ints["upsampling"])):
     assert np.array_equal(a, b)
   assert all(np.array_equal(a, b) for a, b in zip(dec.symbols, symbols))
   meta = moric_jax.info(data)
@@ -148,17 +147,17 @@ def test_per_tensor_steps_round_trip_and_shape_the_image():
   """Step factors travel per tensor (base section and object layers), the decoder
   dequantizes each tensor on its own step, and the ARM's steps change the parse."""
   arch = bitstream.BUILTIN_ARCHS[3]
-  tpl = {"arm": networks.arm_template(arch), "lsn": networks.lsn_template(arch, "none", 4),
-         "upsampling": networks.upsampling_template(arch)}
+  tpl = {"arm": network_layout.arm_template(arch), "lsn": network_layout.lsn_template(arch, "none", 4),
+         "upsampling": network_layout.upsampling_template(arch)}
   rng = np.random.default_rng(3)
-  factors = {n: tuple(int(j) for j in rng.integers(4, 65, len(networks.flatten(t))))
+  factors = {n: tuple(int(j) for j in rng.integers(4, 65, len(network_layout.flatten(t))))
              for n, t in tpl.items()}
   factors["lsn"] = [factors["lsn"]]
   data, bits, ints, symbols = synthetic_file(11, 13, arch, seed=4, factors=factors)
   plain, *_ = synthetic_file(11, 13, arch, seed=4)
   f = bitstream.read(data)
   assert f.base_factors == factors["arm"] + factors["upsampling"] + factors["lsn"][0]
-  steps = networks.base_steps(f)
+  steps = network_layout.base_steps(f)
   assert steps["lsn"] == [bitstream.f32(bitstream.f32(1 / 200) * j / 16)
                           for j in factors["lsn"][0]]
   dec = api.decode_file(data)
@@ -177,8 +176,8 @@ def test_per_tensor_steps_round_trip_and_shape_the_image():
   f2 = bitstream.read(data2)
   assert f2.layers[0].factors == obj["lsn"][1]
   dec2 = api.decode_file(data2)
-  for a, b in zip(networks.flatten(dec2.int_weights["lsn"][1]),
-                  networks.flatten(ints2["lsn"][1])):
+  for a, b in zip(network_layout.flatten(dec2.int_weights["lsn"][1]),
+                  network_layout.flatten(ints2["lsn"][1])):
     assert np.array_equal(a, b)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from moric_jax import presets
-from moric_jax.coding import bitstream
+from moric_jax.coding import bitstream, network_layout
 from moric_jax.decoder import decode as decoder
 from moric_jax.decoder import networks
 from moric_jax.model import weights as weights_lib
@@ -65,8 +65,8 @@ def test_numpy_synthesis_matches_flax(scheme):
   # Templates list the tensors in Flax's leaf order and shapes.
   for name in codec.networks:
     tree = params[name] if name != "lsn" else params["lsn"][0]
-    tpl = decoder.templates(f)[name]
-    assert networks.leaf_shapes(tpl) == [tuple(x.shape) for x in
+    tpl = network_layout.file_templates(f)[name]
+    assert network_layout.leaf_shapes(tpl) == [tuple(x.shape) for x in
                                          jax.tree_util.tree_leaves(tree)]
   got = decoder.synthesize_float(f, codec.layout, ints, [delta, delta], symbols, 2)
   np.testing.assert_allclose(got, np.asarray(want), atol=2e-4, rtol=1e-4)
@@ -105,12 +105,12 @@ def test_compiled_synthesis_matches_reference(scheme, act, hidden, convs, ksize,
   np.testing.assert_allclose(stack, want_stack, rtol=1e-6, atol=1e-6)
   sig = want_sig = None
   if scheme != "none":
-    gmn = _random_params(networks.gmn_template(arch, scheme, 8, 4), rng)
+    gmn = _random_params(network_layout.gmn_template(arch, scheme, 8, 4), rng)
     sig = networks.gmn_forward(gmn, want_stack, arch, scheme, 4, act)
     want_sig = networks.gmn_forward_reference(gmn, want_stack, arch, scheme, 4, act)
     for a, b in zip(sig, want_sig):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-  lsn = _random_params(networks.lsn_template(arch, scheme, 4), rng)
+  lsn = _random_params(network_layout.lsn_template(arch, scheme, 4), rng)
   got = networks.lsn_forward(lsn, want_stack, want_sig, h, w, arch, scheme)
   want = networks.lsn_forward_reference(lsn, want_stack, want_sig, h, w, arch, scheme)
   assert got.shape == want.shape == (h, w, 3) and got.dtype == np.float32
@@ -155,11 +155,11 @@ def _render_boxes(f, layout, ints, deltas, symbols, layers):
   stack = networks.upsample_stack(symbols, a.q_step, h, w)
   sig = None
   if f.has_gmn:
-    sig = networks.gmn_forward(networks.dequantize(ints["gmn"], f.delta_gmn), stack, a,
+    sig = networks.gmn_forward(network_layout.dequantize(ints["gmn"], f.delta_gmn), stack, a,
                                f.modulation, f.mod_width, f.gmn_activation)
   x = np.zeros((h, w, 3), np.float32)
   for j, r in enumerate(layout.rendered[:layers]):
-    p = networks.dequantize(ints["lsn"][j], deltas[j])
+    p = network_layout.dequantize(ints["lsn"][j], deltas[j])
     t, l, bh, bw = layout.boxes[r]
     idx = ((np.arange(t, t + bh)[:, None] * w) + np.arange(l, l + bw)[None, :]).ravel()
     out = networks.lsn_forward(p, stack[idx], None if sig is None else [s[idx] for s in sig],

@@ -269,7 +269,7 @@ def test_decoder_modules_do_not_import_jax():
   code = ("import sys; import moric_jax.coding.wavefront, moric_jax.coding.rans, "
           "moric_jax.coding.weights_coding, moric_jax.coding.fast_ans, "
           "moric_jax.coding.integer_arm, moric_jax.coding.tables, "
-          "moric_jax.coding.context; "
+          "moric_jax.model.context; "
           "bad = [m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'jaxlib')]; "
           "assert not bad, bad")
   subprocess.run([sys.executable, "-c", code], check=True)

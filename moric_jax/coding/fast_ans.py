@@ -37,17 +37,8 @@ import os
 
 import numpy as np
 
-PRECISION = 24
-ONE = 1 << PRECISION
-
-_P = np.uint64(PRECISION)
-_MASK = np.uint64(ONE - 1)
-_W = np.uint64(32)
-_LOW = np.uint64(1 << 32)
-
-OK, DRY = 0, 1              # kernel status codes (DRY: empty at the start of a decode call)
-LUT_BITS = 8                # quantile -> first candidate symbol tables
-LUT_SHIFT = PRECISION - LUT_BITS
+from moric_jax.coding.ans_constants import (  # noqa: F401  (re-used by callers)
+    DRY, LUT_BITS, LUT_SHIFT, OK, ONE, PRECISION)
 
 
 def _load_backend():

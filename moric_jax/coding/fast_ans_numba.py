@@ -9,9 +9,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# The coder's constants live in fast_ans (one place; the C extension mirrors them).
-from moric_jax.coding.fast_ans import (  # noqa: F401
-    _LOW, _MASK, _P, _W, DRY, LUT_BITS, LUT_SHIFT, OK, ONE, PRECISION)
+# The coder's constants (one place; the C extension mirrors them).
+from moric_jax.coding.ans_constants import (
+    _LOW, _MASK, _P, _W, DRY, LUT_BITS, LUT_SHIFT, OK, ONE)
 
 
 # ----------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import functools
 
 import numpy as np
 
-from moric_jax.coding import context, integer_arm, rans, tables
+from moric_jax.coding import integer_arm, rans, tables
+from moric_jax.model import context
 from moric_jax.errors import BitstreamError
 
 ENCODE_CHUNK = 1 << 15

@@ -8,9 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from moric_jax.coding import bitstream, code_lengths, integer_arm, rans, wavefront
-from moric_jax.coding import weights_coding
-from moric_jax.decoder import networks
-from moric_jax.decoder.decode import reference_residual
+from moric_jax.coding import network_layout, weights_coding
 
 
 def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
@@ -24,7 +22,7 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   ``modulation != "none"``, ``upsampling`` if ``arch.has_upsampling_filters``) and
   ``lsn`` (a list, one per rendered region: background first unless ``object_only``;
   object LSNs are coded as their difference from LSN 0's integers on their own step,
-  ``decode.reference_residual``);
+  ``network_layout.reference_residual``);
   ``factors``: per-tensor step factors, shaped like ``deltas`` with a tuple per
   network (``weights_coding.tensor_steps``; ``None`` or a missing entry: all 16);
   ``gmn``: ``width``, ``mod_width``, ``activation``; ``lmbdas``: ``(R,)``;
@@ -35,7 +33,7 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   """
   f32 = bitstream.f32
   num_regions = len(contours) + 1
-  leaves = lambda tree: [np.asarray(k) for k in networks.flatten(tree)]
+  leaves = lambda tree: [np.asarray(k) for k in network_layout.flatten(tree)]
   factors = factors or {}
 
   def factors_of(name, tree, j=None):
@@ -82,7 +80,7 @@ def write(height: int, width: int, arch: bitstream.Architecture, *, mode: int,
   for r, (tree, d, steps, fj) in enumerate(zip(lsn_ints, lsn_deltas[obj], lsn_steps[obj],
                                                lsn_factors), start=1):
     if not object_only:   # object LSNs are coded relative to LSN 0
-      tree = reference_residual(tree, int_weights["lsn"][0], lsn_steps[0], steps)
+      tree = network_layout.reference_residual(tree, int_weights["lsn"][0], lsn_steps[0], steps)
     c = rans.new_encoder()
     scales, bits = weights_coding.encode_tensors(c, leaves(tree))
     lsn_bits.append(bits)

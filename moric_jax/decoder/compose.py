@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from moric_jax.coding import network_layout
 from moric_jax.decoder import networks
 
 
@@ -19,15 +20,15 @@ def synthesize_float(f, layout, int_weights: dict, lsn_deltas: list[float],
   """``(H, W, 3) float32`` composition of the first ``layers`` rendered layers."""
   h, w, a = f.height, f.width, f.arch
   ups = None
-  steps = networks.base_steps(f)
+  steps = network_layout.base_steps(f)
   if f.has_upsampling:
-    ups = networks.dequantize(int_weights["upsampling"], steps["upsampling"])
+    ups = network_layout.dequantize(int_weights["upsampling"], steps["upsampling"])
   stack = networks.upsample_stack(symbols, a.q_step, h, w, ups)
   sig = None
   if f.has_gmn:
-    sig = networks.gmn_forward(networks.dequantize(int_weights["gmn"], steps["gmn"]),
+    sig = networks.gmn_forward(network_layout.dequantize(int_weights["gmn"], steps["gmn"]),
                                stack, a, f.modulation, f.mod_width, f.gmn_activation)
-  stack_layers = [(networks.dequantize(int_weights["lsn"][j], lsn_deltas[j]),
+  stack_layers = [(network_layout.dequantize(int_weights["lsn"][j], lsn_deltas[j]),
                    layout.boxes[r], None if r == 0 else layout.box_mask(r))
                   for j, r in enumerate(layout.rendered[:layers])]
   return networks.compose(stack, sig, stack_layers, h, w, a, f.modulation)

@@ -25,9 +25,9 @@ import time
 import numpy as np
 
 from moric_jax.coding import bitstream, code_lengths, integer_arm, rans, wavefront
-from moric_jax.coding import weights_coding
+from moric_jax.coding import network_layout, weights_coding
 from moric_jax import image_io
-from moric_jax.decoder import compose, networks
+from moric_jax.decoder import compose
 from moric_jax.errors import BitstreamError
 from moric_jax.model import grids
 from moric_jax.model.region_layout import Layout, make_layout
@@ -58,39 +58,12 @@ class Decoded:
     return self.file
 
 
-def lsn_reference_ints(ref_ints: dict, ref_delta, delta) -> dict:
-  """The integers an object LSN is coded relative to: LSN 0's weights on the object's
-  steps, ``round(k_0 * delta_0 / delta)`` per tensor (float64 on integers, half to
-  even: the same on every machine). ``ref_delta`` / ``delta``: one step, or per-tensor
-  steps in ``networks.flatten`` order."""
-  leaves = networks.flatten(ref_ints)
-  per = lambda d: list(d) if isinstance(d, (list, tuple)) else [d] * len(leaves)
-  return networks.unflatten(ref_ints, [
-      np.round(np.asarray(k, np.float64) * (float(r) / float(d))).astype(np.int32)
-      for k, r, d in zip(leaves, per(ref_delta), per(delta))])
-
-
-def reference_residual(ints: dict, ref_ints: dict, ref_delta: float, delta: float,
-                       sign: int = -1) -> dict:
-  """``ints - reference`` (what the file codes; ``sign=+1``: the inverse)."""
-  ref = lsn_reference_ints(ref_ints, ref_delta, delta)
-
-  def go(a, b):
-    if isinstance(a, dict):
-      return {k: go(a[k], b[k]) for k in a}
-    return (np.asarray(a, np.int64) + sign * np.asarray(b, np.int64)).astype(np.int32)
-  return go(ints, ref)
-
-
-templates = networks.file_templates
-
-
 def _base_networks(f: bitstream.MoricFile) -> list[str]:
   return f.shared_networks + ([] if f.object_only else ["lsn"])
 
 
 def _decode_tensors(coder, tpl_list: list[dict], scales, what: str) -> list[dict]:
-  shapes = [s for t in tpl_list for s in networks.leaf_shapes(t)]
+  shapes = [s for t in tpl_list for s in network_layout.leaf_shapes(t)]
   if len(scales) != len(shapes):
     raise BitstreamError(f"{what}: {len(scales)} weight scales, the architecture has "
                          f"{len(shapes)} tensors")
@@ -98,8 +71,8 @@ def _decode_tensors(coder, tpl_list: list[dict], scales, what: str) -> list[dict
                                        list(scales))
   out, i = [], 0
   for t in tpl_list:
-    n = len(networks.flatten(t))
-    out.append(networks.unflatten(t, [k.reshape(s) for k, s in
+    n = len(network_layout.flatten(t))
+    out.append(network_layout.unflatten(t, [k.reshape(s) for k, s in
                                       zip(flat[i:i + n], shapes[i:i + n])]))
     i += n
   return out
@@ -174,16 +147,16 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
 
   Returns ``(int_weights, LSN steps in rendered order, latent symbols per grid)``.
   """
-  tpl = templates(f)
+  tpl = network_layout.file_templates(f)
   base_nets = _base_networks(f)
-  sizes = [int(np.prod(s)) for name in base_nets for s in networks.leaf_shapes(tpl[name])]
+  sizes = [int(np.prod(s)) for name in base_nets for s in network_layout.leaf_shapes(tpl[name])]
   num_coded = sum(int(c.sum()) for c in layout.coded)
   need = bitstream.min_payload_bits(f.base_scales, sizes, num_coded)
   if len(f.base_scales) == len(sizes) and 8 * len(f.base_payload) < need:
     raise BitstreamError(f"base payload of {len(f.base_payload)} bytes is too short "
                          f"for its weights and {num_coded} latents")
   coder = rans.GuardedDecoder(f.base_payload, "base payload")
-  steps = networks.base_steps(f)
+  steps = network_layout.base_steps(f)
   decoded = dict(zip(base_nets, _decode_tensors(coder, [tpl[k] for k in base_nets],
                                                 f.base_scales, "base")))
   try:
@@ -208,7 +181,7 @@ def decode_payloads(f: bitstream.MoricFile, layout: Layout, object_layers: int
     if len(layer.factors) != len(layer.scales):
       raise BitstreamError(f"layer {i}: one step factor per weight tensor")
     if not f.object_only:   # object LSNs are coded relative to LSN 0
-      coded = reference_residual(coded, ints["lsn"][0], deltas[0], layer.steps, +1)
+      coded = network_layout.reference_residual(coded, ints["lsn"][0], deltas[0], layer.steps, +1)
     ints["lsn"].append(coded)
     deltas.append(layer.steps)
   return ints, deltas, symbols
@@ -248,7 +221,7 @@ def latent_code_lengths(f: bitstream.MoricFile, layout: Layout, arm_ints: dict,
   """``(N,)`` ideal bits of every latent (grids raveled in order) under the integer
   model; 0 for uncoded latents."""
   iarm = integer_arm.from_quantized(integer_arm.dense_layers(arm_ints),
-                                    networks.base_steps(f)["arm"], f.arm_frac_bits)
+                                    network_layout.base_steps(f)["arm"], f.arm_frac_bits)
   return code_lengths.latent_bits(iarm, symbols, f.arch.context_rows, f.arch.context_cols,
                                 None if layout.all_coded else list(layout.coded))
 
@@ -264,22 +237,22 @@ def info(data) -> dict:
                                                              d.symbols),
                          minlength=f.num_regions)
   net_bits = lambda tree, scale_list: code_lengths.tensors_bits(
-      networks.flatten(tree), scale_list)
-  tpl = templates(f)
+      network_layout.flatten(tree), scale_list)
+  tpl = network_layout.file_templates(f)
   shared, n_shared = 0.0, 0
   for name in f.shared_networks:
-    n = len(networks.flatten(tpl[name]))
+    n = len(network_layout.flatten(tpl[name]))
     shared += net_bits(d.int_weights[name], f.base_scales[n_shared:n_shared + n])
     n_shared += n
   lsn_scales = ([] if f.object_only else [f.base_scales[n_shared:]]) + [
       layer.scales for layer in f.layers]
-  lsn_deltas = ([] if f.object_only else [networks.base_steps(f)["lsn"]]) + [
+  lsn_deltas = ([] if f.object_only else [network_layout.base_steps(f)["lsn"]]) + [
       l.steps for l in f.layers]
 
   def lsn_coded(j):   # what the file codes for LSN j (object LSNs: relative to LSN 0)
     k = d.int_weights["lsn"][j]
     if j >= 1 and not f.object_only:
-      k = reference_residual(k, d.int_weights["lsn"][0], lsn_deltas[0], lsn_deltas[j])
+      k = network_layout.reference_residual(k, d.int_weights["lsn"][0], lsn_deltas[0], lsn_deltas[j])
     return k
 
   region_px = layout.region_pixels()

@@ -1,11 +1,10 @@
-"""The decoder's networks in NumPy: parameter layouts and float32 forward passes.
+"""The decoder's networks in NumPy: float32 forward passes of the synthesis.
 
-Mirrors the Flax modules (``model/arm.py``, ``model/gmn.py``, ``model/lsn.py``) without
-importing them: ``*_template`` give each network's parameter tree as nested dicts of
-shapes, whose leaves in ``flatten`` order (dict keys sorted, as ``jax.tree_util``
-flattens) are the order the file codes tensors in. ``gmn_forward`` / ``lsn_forward``
-are the synthesis in float32, equal to the Flax forward within float tolerance
-(tests/test_decoder.py); they only shape pixels, never the parse (DESIGN §2.6).
+Mirrors the Flax modules (``model/gmn.py``, ``model/lsn.py``, ``model/upsampling.py``)
+without importing them; their parameter trees are ``coding.network_layout``'s
+templates. ``gmn_forward`` / ``lsn_forward`` are the synthesis in float32, equal to the
+Flax forward within float tolerance (tests/test_decoder.py); they only shape pixels,
+never the parse (DESIGN §2.6).
 
 Two implementations of the synthesis: the compiled kernels of ``_synth.c`` (built by
 ``pip install -e .``; per-pixel programs run on blocks of 32 pixels held in cache, see
@@ -20,42 +19,9 @@ import os
 
 import numpy as np
 
+from moric_jax.coding import network_layout
 from moric_jax.model import grids
-from moric_jax.model import modulation
 from moric_jax.model import upsampling
-
-
-def _dense(din: int, dout: int) -> dict:
-  return {"bias": (dout,), "kernel": (din, dout)}
-
-
-def context_size(rows: int, cols: int) -> int:
-  """Causal context values of the ARM (``model.arm.context_offsets``)."""
-  return rows * (2 * cols + 1) + cols
-
-
-def arm_template(arch) -> dict:
-  widths = [context_size(arch.context_rows, arch.context_cols), *arch.arm_hidden, 2]
-  return {"params": {f"Dense_{i}": _dense(a, b)
-                     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))}}
-
-
-def signal_widths(arch, scheme: str, mod_width: int) -> list[int]:
-  return modulation.signal_widths(scheme, arch.lsn_hidden, mod_width)
-
-
-def gmn_template(arch, scheme: str, width: int, mod_width: int) -> dict:
-  p, prev = {}, arch.num_grids
-  for k, c in enumerate(signal_widths(arch, scheme, mod_width)):
-    p[f"Dense_{2 * k}"] = _dense(prev, width)
-    p[f"Dense_{2 * k + 1}"] = _dense(width, c)
-    prev = width
-  return {"params": p}
-
-
-def upsampling_template(arch) -> dict:
-  """Learned upsampling filters (``model.upsampling``): offsets ``(L - 1, 4)``."""
-  return {"offsets": (max(arch.num_grids - 1, 0), upsampling.NUM_TAPS)}
 
 
 def learned_upsample_stack(symbol_grids: list[np.ndarray], q_step: float,
@@ -70,78 +36,6 @@ def learned_upsample_stack(symbol_grids: list[np.ndarray], q_step: float,
   return _band_stack(symbol_grids, q_step,
                      upsampling.axis_bands(offsets, [s[0] for s in shapes]),
                      upsampling.axis_bands(offsets, [s[1] for s in shapes]))
-
-
-def lsn_template(arch, scheme: str, mod_width: int) -> dict:
-  widths = signal_widths(arch, scheme, mod_width)
-  p = {}
-  prev = arch.num_grids + (widths[0] if scheme == "concat_input" else 0)
-  for k, w in enumerate(arch.lsn_hidden):
-    p[f"Dense_{k}"] = _dense(prev + (widths[k] if scheme == "progressive_concat" else 0), w)
-    prev = w
-  p[f"Dense_{len(arch.lsn_hidden)}"] = _dense(prev, 3)
-  ks = arch.lsn_kernel_size
-  for i in range(arch.lsn_num_res_convs):
-    p[f"ResidualConv_{i}"] = {"bias": (3,), "kernel": (ks, ks, 3, 3)}
-  return {"params": p}
-
-
-def flatten(tree: dict) -> list:
-  """Leaves in ``jax.tree_util`` order (sorted dict keys, depth first)."""
-  if isinstance(tree, dict):
-    return [leaf for k in sorted(tree) for leaf in flatten(tree[k])]
-  return [tree]
-
-
-def unflatten(template: dict, leaves: list):
-  """Inverse of ``flatten`` for a tree shaped like ``template``."""
-  it = iter(leaves)
-
-  def build(t):
-    if isinstance(t, dict):
-      return {k: build(t[k]) for k in sorted(t)}
-    return next(it)
-  return build(template)
-
-
-def leaf_shapes(template: dict) -> list[tuple[int, ...]]:
-  return [tuple(s) for s in flatten(template)]
-
-
-def dequantize(int_tree: dict, delta) -> dict:
-  """Integer tree -> float32 ``k * delta`` (as ``model.weights.dequantize_tree``).
-
-  ``delta``: one step for every tensor, or a list of per-tensor steps in ``flatten``
-  order (``MoricFile.base_steps``, ``Layer.steps``)."""
-  if isinstance(delta, (list, tuple)):
-    leaves = flatten(int_tree)
-    if len(leaves) != len(delta):
-      raise ValueError(f"{len(delta)} steps for {len(leaves)} tensors")
-    return unflatten(int_tree, [(np.asarray(k, np.float64) * d).astype(np.float32)
-                                for k, d in zip(leaves, delta)])
-  if isinstance(int_tree, dict):
-    return {k: dequantize(v, delta) for k, v in int_tree.items()}
-  return (np.asarray(int_tree, np.float64) * delta).astype(np.float32)
-
-
-def file_templates(f) -> dict:
-  """Parameter templates of a ``MoricFile``'s networks (``arm``, ``gmn``,
-  ``upsampling``, ``lsn``)."""
-  out = {"arm": arm_template(f.arch),
-         "lsn": lsn_template(f.arch, f.modulation, f.mod_width)}
-  if f.has_gmn:
-    out["gmn"] = gmn_template(f.arch, f.modulation, f.gmn_width, f.mod_width)
-  if f.has_upsampling:
-    out["upsampling"] = upsampling_template(f.arch)
-  return out
-
-
-def base_steps(f) -> dict[str, list[float]]:
-  """Per-tensor steps of the base section's networks (the shared ones, and ``lsn``
-  for LSN 0 unless the file is object-only), from the header."""
-  tpl = file_templates(f)
-  names = list(f.shared_networks) + ([] if f.object_only else ["lsn"])
-  return dict(zip(names, f.base_steps([len(flatten(tpl[n])) for n in names])))
 
 
 _SQRT_2_OVER_PI = np.float32(np.sqrt(2.0 / np.pi))
@@ -191,7 +85,7 @@ def gmn_forward_reference(params: dict, stack: np.ndarray, arch, scheme: str, mo
   """``(N, L)`` stack -> one ``(N, c_k)`` modulation signal per LSN layer."""
   p = params["params"]
   f, out = stack, []
-  for k in range(len(signal_widths(arch, scheme, mod_width))):
+  for k in range(len(network_layout.signal_widths(arch, scheme, mod_width))):
     f = _act(activation, _dense_apply(p[f"Dense_{2 * k}"], f))
     out.append(_dense_apply(p[f"Dense_{2 * k + 1}"], f))
   return out
@@ -379,7 +273,7 @@ def gmn_forward(params: dict, stack: np.ndarray, arch, scheme: str, mod_width: i
   p = params["params"]
   stack = _float2d(stack)
   n = stack.shape[0]
-  widths = signal_widths(arch, scheme, mod_width)
+  widths = network_layout.signal_widths(arch, scheme, mod_width)
   prog = _Program()
   f = prog.load(0, stack.shape[1])
   outs = [np.empty((c, n), np.float32).T for c in widths]   # planar, (n, c) views

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from moric_jax.coding.context import canvas_layout, context_offsets  # noqa: F401
+from moric_jax.model.context import canvas_layout, context_offsets  # noqa: F401
 
 MAX_BITS = 16.0
 LOG_SCALE_MIN = float(np.log(0.04))

@@ -17,8 +17,7 @@ import ml_collections
 import numpy as np
 
 from moric_jax import image_io
-from moric_jax.coding import weights_coding
-from moric_jax.decoder.decode import reference_residual
+from moric_jax.coding import network_layout, weights_coding
 from moric_jax.eval import complexity, metrics
 from moric_jax.model import weights as weights_lib
 from moric_jax.model.codec import Codec
@@ -181,7 +180,7 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
     if ref is not None:
       base = choice[("lsn", ref)]
       bits_of = lambda k, d, base=base: weights_lib.int_tree_bits(
-          reference_residual(k, base.int_params, base.steps, d))
+          network_layout.reference_residual(k, base.int_params, base.steps, d))
     choice[n] = weight_search.search_network(params, n, grid, aux_of, float(l), pixels, c,
                                              bits_of)
     if per_tensor and ref is None:   # object LSNs keep their one step (factors 16)
