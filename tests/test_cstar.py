@@ -12,6 +12,11 @@ from scipy import ndimage
 from skimage import data, draw, transform
 
 from moric_jax.regions import chaincode, contours, cstar
+from moric_jax.regions.cstar import bodies as cstar_bodies
+from moric_jax.regions.cstar import entropy as cstar_entropy
+from moric_jax.regions.cstar import frame as cstar_frame
+from moric_jax.regions.cstar import lattice as cstar_lattice
+from moric_jax.regions.cstar import params as cstar_params
 
 N = 96
 
@@ -183,10 +188,10 @@ def test_border_parts_nearly_free(name):
     assert bits <= bound, (bits, n_in)
     assert old_bits > bound  # the bound would fail on the old coding
     assert bits <= 0.75 * old_bits
-    r = cstar._Reader(b)  # coded as frame arcs
-    lay = cstar._layout(cstar._read_header(r), m.shape)
+    r = cstar_entropy._Reader(b)  # coded as frame arcs
+    lay = cstar_lattice._layout(cstar_entropy._read_header(r), m.shape)
     assert r.gamma(10**6, "n") == 2
-    assert r.adaptive(cstar._Models(lay).mode) == 1
+    assert r.adaptive(cstar_lattice._Models(lay).mode) == 1
 
 
 def test_border_shapes_roundtrip():
@@ -241,20 +246,20 @@ def test_random_border_masks_cover_all_settings():
 
 
 def test_frame_numbering_and_walk():
-    lay = cstar._layout(cstar._DEFAULT_FMT, (5, 7))
-    P = cstar._perimeter(lay)
+    lay = cstar_lattice._layout(cstar_params._DEFAULT_FMT, (5, 7))
+    P = cstar_frame._perimeter(lay)
     assert P == 48
     for s in range(P):
-        hr, hc = cstar._frame_point(lay, s)
+        hr, hc = cstar_frame._frame_point(lay, s)
         assert hr in (-1, 9) or hc in (-1, 13)
-        assert cstar._frame_s(lay, hr, hc) == s
-    assert [cstar._frame_point(lay, s) for s in (0, 14, 24, 38)] == [
+        assert cstar_frame._frame_s(lay, hr, hc) == s
+    assert [cstar_frame._frame_point(lay, s) for s in (0, 14, 24, 38)] == [
         (-1, -1), (-1, 13), (9, 13), (9, -1)]  # the corners, clockwise
-    assert len(cstar._ring_walk(lay, 5, 5)) == 2  # no walk
-    assert len(cstar._ring_walk(lay, 5, 20)) == 3  # past the top-right corner
-    assert len(cstar._ring_walk(lay, 5, 4)) == 6  # all the way round
-    g = cstar._GAP + cstar.HALF
-    for v in cstar._ring_walk(lay, 1, 0):  # all outside the frame, by the gap
+    assert len(cstar_frame._ring_walk(lay, 5, 5)) == 2  # no walk
+    assert len(cstar_frame._ring_walk(lay, 5, 20)) == 3  # past the top-right corner
+    assert len(cstar_frame._ring_walk(lay, 5, 4)) == 6  # all the way round
+    g = cstar_frame._GAP + cstar.HALF
+    for v in cstar_frame._ring_walk(lay, 1, 0):  # all outside the frame, by the gap
         assert min(v[0] + g, v[1] + g, 4 * 16 + g - v[0], 6 * 16 + g - v[1]) == 0
 
 
@@ -461,10 +466,10 @@ def _craft(events, q=None, start=(100, 100), n_claim=None, shape=BIG, fmt=None):
     """A C* stream written with the codec's own writer: header, one component with the given
     chain events (``n_claim`` = claimed chain length, default the real one), outline flag 0
     and dilation ``q`` (default: the largest the format allows)."""
-    lay = cstar._layout(fmt or cstar._DEFAULT_FMT, shape)
-    w = cstar._Writer()
-    cstar._write_header(w, lay.f)
-    m = cstar._Models(lay)
+    lay = cstar_lattice._layout(fmt or cstar_params._DEFAULT_FMT, shape)
+    w = cstar_entropy._Writer()
+    cstar_entropy._write_header(w, lay.f)
+    m = cstar_lattice._Models(lay)
     w.gamma(2)
     w.adaptive(m.mode, 0)  # a closed chain
     w.uniform(start[0] + 2, 2 * lay.H + 3)
@@ -473,8 +478,8 @@ def _craft(events, q=None, start=(100, 100), n_claim=None, shape=BIG, fmt=None):
     w.gamma((len(events) if n_claim is None else n_claim) + 1)
     ctx = 1
     for ev in events:
-        cstar._write_event(w, lay, m, ctx, ev)
-        ctx = cstar._apply(lay, (0, 0), 0, ev)[2]
+        cstar_lattice._write_event(w, lay, m, ctx, ev)
+        ctx = cstar_lattice._apply(lay, (0, 0), 0, ev)[2]
     w.adaptive(m.outline, 0)
     if lay.f.dilate:
         w.gamma((lay.max_q if q is None else q) + 1)
@@ -484,11 +489,11 @@ def _craft(events, q=None, start=(100, 100), n_claim=None, shape=BIG, fmt=None):
 def _craft_arcs(arcs, q=0, shape=BIG):
     """A C* stream with one component coded as frame arcs ``[(s_entry, direction offset,
     events)]`` (written with the codec's own writer), outline flag 0, dilation ``q``."""
-    lay = cstar._layout(cstar._DEFAULT_FMT, shape)
-    w = cstar._Writer()
-    cstar._write_header(w, lay.f)
+    lay = cstar_lattice._layout(cstar_params._DEFAULT_FMT, shape)
+    w = cstar_entropy._Writer()
+    cstar_entropy._write_header(w, lay.f)
     w.gamma(2)
-    cstar._write_piece(w, lay, cstar._Models(lay), 1, ((1, arcs), False, q))
+    cstar_bodies._write_piece(w, lay, cstar_lattice._Models(lay), 1, ((1, arcs), False, q))
     return w.getvalue().rstrip(b"\0")
 
 
@@ -535,7 +540,7 @@ def test_valid_header_plus_few_bytes_bounded(masks):
 def test_claimed_counts_cost_nothing():
     """An exhausted range decoder returns symbol 0 for free: a few bytes used to claim
     millions of chain steps or a huge dilation (out of memory at 4096^2). Now: an error."""
-    for n in (10**4, 10**6, cstar._layout(cstar._DEFAULT_FMT, BIG).max_events):
+    for n in (10**4, 10**6, cstar_lattice._layout(cstar_params._DEFAULT_FMT, BIG).max_events):
         b = _craft([], n_claim=n)
         assert len(b) <= 16
         assert _bounded(cstar.decode_mask, b, seconds=0.5, mbytes=50) is None
@@ -550,8 +555,8 @@ def test_claimed_counts_cost_nothing():
 
 def test_many_empty_regions_cheap():
     """Each empty region costs one bit: decode_label_map does O(1) work for it."""
-    w = cstar._Writer()
-    cstar._write_header(w, cstar._DEFAULT_FMT)
+    w = cstar_entropy._Writer()
+    cstar_entropy._write_header(w, cstar_params._DEFAULT_FMT)
     w.gamma(2001)
     for _ in range(2000):
         w.gamma(1)
@@ -587,8 +592,10 @@ def test_trailing_zeros_and_event_padding(masks, monkeypatch):
     for k in (1, 4, 64):  # explicit zeros decode like the implicit ones
         assert np.array_equal(cstar.decode_mask(b + b"\0" * k, m.shape), ref)
     # one event per byte allowed: the encoder pads with zero bytes to stay decodable
-    monkeypatch.setattr(cstar, "_EV_FREE", 0)
-    monkeypatch.setattr(cstar, "_EV_PER_BYTE", 1)
+    from moric_jax.regions.cstar import api as cstar_api
+    for mod in (cstar_api, cstar_entropy):  # the modules that read the budget
+        monkeypatch.setattr(mod, "_EV_FREE", 0)
+        monkeypatch.setattr(mod, "_EV_PER_BYTE", 1)
     for name in ("disk", "multi", "thin"):
         m = masks[name]
         b = cstar.encode_mask(m)
@@ -600,33 +607,33 @@ def test_trailing_zeros_and_event_padding(masks, monkeypatch):
 def test_dilation_cap_splits_components(masks, monkeypatch):
     """A component that needs more dilation than the cap allows is split into pieces
     (bounding-box halves, recursively), each a component of the stream: coverage stays."""
-    monkeypatch.setattr(cstar, "_Q_CAP_MAX_PX", 0)  # extreme: no dilation at all
+    monkeypatch.setattr(cstar_lattice, "_Q_CAP_MAX_PX", 0)  # extreme: no dilation at all
     small = np.zeros((20, 24), bool)
     rr, cc = draw.disk((9.3, 11.6), 6.5, shape=small.shape)
     small[rr, cc] = True
     for m in (small, masks["thin"][:40, :40]):
-        assert cstar._layout(cstar._DEFAULT_FMT, m.shape).max_q == 0
+        assert cstar_lattice._layout(cstar_params._DEFAULT_FMT, m.shape).max_q == 0
         b, d = _roundtrip(m)
         assert (d >= m).all() and _iou(d, m) > 0.5
-        r = cstar._Reader(b)
-        cstar._read_header(r)
+        r = cstar_entropy._Reader(b)
+        cstar_entropy._read_header(r)
         assert r.gamma(10**6, "n") - 1 > len(contours.components(m))
         with pytest.raises(cstar.CStarError, match="dilation"):  # q > cap is refused
             cstar.decode_mask(_craft([], q=1, start=(3, 3), shape=m.shape), m.shape)
 
 
 def test_default_dilation_cap():
-    lay = cstar._layout(cstar._DEFAULT_FMT, BIG)
+    lay = cstar_lattice._layout(cstar_params._DEFAULT_FMT, BIG)
     assert lay.max_q == (4 * 8) ** 2  # 8 px for step 4
-    assert cstar._q_cap_px(cstar._format(cstar.CStarParams(step=64, corner_step=32))) == 16
+    assert cstar_lattice._q_cap_px(cstar_params._format(cstar.CStarParams(step=64, corner_step=32))) == 16
 
 
 def test_huge_gamma_values_do_not_panic():
     """constriction's Uniform panics (BaseException) above 2**24 symbols: Elias-gamma
     remainders that long are coded in 24-bit pieces, and a decoder never builds one."""
     for n in (2**24, 2**24 + 1, 2**30 + 5, 2**47 + 3):
-        w = cstar._Writer()
-        cstar._write_header(w, cstar._DEFAULT_FMT)
+        w = cstar_entropy._Writer()
+        cstar_entropy._write_header(w, cstar_params._DEFAULT_FMT)
         w.gamma(n)  # region count
         with pytest.raises(cstar.CStarError):
             cstar.decode_label_map(w.getvalue(), BIG)
@@ -643,7 +650,9 @@ def test_memory_error_is_cstar_error(masks, monkeypatch):
     def boom(*a, **k):
         raise MemoryError
 
-    monkeypatch.setattr(cstar, "_component_view", boom)
+    from moric_jax.regions.cstar import raster as cstar_raster
+    for mod in (cstar_bodies, cstar_raster):  # the mask sink and the window painter
+        monkeypatch.setattr(mod, "_component_view", boom)
     for fn, data in ((cstar.decode_mask, b), (cstar.decode_label_map, bl),
                      (cstar.decode_label_masks, bl)):
         with pytest.raises(cstar.CStarError, match="too large"):
@@ -685,3 +694,36 @@ def test_frame_arcs_bounded():
         bb[rng.integers(len(bb))] = rng.integers(256)
         _bounded(cstar.decode_mask, bytes(bb))
         _decode_or_error(cstar.decode_mask, bytes(bb), m.shape)
+
+
+# sha256 of the streams below, recorded with the single-module cstar.py just before it
+# became the cstar package: the split must not change one byte of the format.
+_GOLDEN_STREAMS = "fe2d9a4ce3516b6af7d743e0c7f396d9177c0a860eb42dd3e9d2697e26544801"
+
+
+def test_streams_byte_identical_to_recorded(masks):
+    import hashlib
+    all_masks = dict(masks)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        m = np.zeros((40 + i * 7, 33 + i * 5), bool)
+        for _ in range(3):
+            r, c = rng.integers(0, m.shape[0]), rng.integers(0, m.shape[1])
+            m[max(0, r - 6):r + 6, max(0, c - 4):c + 9] = True
+        all_masks[f"rand{i}"] = m
+    variants = [None, cstar.CStarParams(angle_matching=False),
+                cstar.CStarParams(global_resetting=False),
+                cstar.CStarParams(offset_adaptation=False),
+                cstar.CStarParams(contour_dilation=False),
+                cstar.CStarParams(n_directions=16, corner_range=8, step=3.0),
+                cstar.CStarParams(contour_level=0.4)]
+    h = hashlib.sha256()
+    for k in sorted(all_masks):
+        for p in variants:
+            h.update(cstar.encode_mask(all_masks[k], p))
+    lab = np.zeros((N, N), np.int32)
+    lab[masks["disk"]] = 1
+    lab[masks["star"]] = 2
+    lab[masks["multi"]] = 3
+    h.update(cstar.encode_label_map(lab))
+    assert h.hexdigest() == _GOLDEN_STREAMS

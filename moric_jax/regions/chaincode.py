@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import contours as _ct
-from .cstar import CStarError, _Adaptive, _Reader, _scan_fill, _trim, _Writer
+from moric_jax.regions.cstar.params import CStarError
+from moric_jax.regions.cstar.entropy import _Adaptive, _Reader, _Writer
+from moric_jax.regions.cstar.raster import _scan_fill
+from moric_jax.regions.cstar.api import _trim
 
 # clockwise (row axis pointing down): E, SE, S, SW, W, NW, N, NE
 DIRS = np.array([(0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1)])
