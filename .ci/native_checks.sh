@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Checks of the C extensions that the plain test run cannot see (issue 24). Run by .ci/run
+# with the project's .venv active, from the repository root. Each step prints its time.
+#
+#   1. debug allocator: the C-path tests and one CLI encode -> decode under
+#      `python -X dev` with PYTHONMALLOC=debug (a C-API call without the GIL is fatal);
+#   2. sanitizers: a copy of the tree with the extensions built with AddressSanitizer +
+#      UndefinedBehaviorSanitizer runs the same tests and a short decoder fuzz (3,000
+#      mutations of 1- and 3-region files); any report
+#      aborts the process and fails the step;
+#   3. other Pythons: for 3.12 and 3.13 (pyenv), a venv from requirements.txt, the
+#      extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
+#      round trip, on the C path and on the numba/NumPy path.
+#
+# MORIC_CI_SKIP_OTHER_PYTHONS=1 skips step 3 (for a quick local run).
+set -euo pipefail
+ROOT="$PWD"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+C_TESTS=(tests/test_native.py tests/test_fast_entropy.py tests/test_decoder.py tests/test_bitstream.py)
+
+step() {  # step NAME COMMAND...: runs it, prints its wall time, fails CI if it fails
+  local name="$1"; shift
+  local t0=$SECONDS
+  echo "== native check: $name"
+  "$@"
+  echo "== native check: $name: ok in $((SECONDS - t0)) s"
+}
+
+require_c() {  # the C kernels must be the ones running (the build is optional in setup.py)
+  python -c 'from moric_jax.coding import fast_ans; from moric_jax.decoder import networks
+assert fast_ans.backend() == "c" and networks.compiled(), "C extensions not built"'
+}
+
+debug_allocator() {
+  require_c
+  PYTHONMALLOC=debug python -X dev -m pytest -q -p no:cacheprovider "${C_TESTS[@]}"
+  PYTHONMALLOC=debug python -X dev .ci/cli_round_trip.py "$WORK/debug"
+}
+
+sanitizers() {
+  local copy="$WORK/asan" flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
+  mkdir -p "$copy"
+  git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
+    [[ -f "$f" && "$f" != *.so ]] && printf '%s\0' "$f"; done | tar --null -cf - -T - | tar -xf - -C "$copy"
+  (cd "$copy" && CFLAGS="$flags" LDFLAGS="$flags" python setup.py -q build_ext --inplace >/dev/null 2>&1)
+  for so in "$copy"/moric_jax/coding/_ans*.so "$copy"/moric_jax/decoder/_synth*.so; do
+    nm -D "$so" | grep -q __asan_report || { echo "$so is not instrumented"; return 1; }
+  done
+  python .ci/fuzz_base_files.py "$WORK/fuzz_base" >/dev/null   # plain build: no ASan here
+  # jaxlib throws C++ exceptions: libstdc++ must be loaded with the ASan runtime.
+  (cd "$copy" &&
+   export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so.6)" \
+          ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+          UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 &&
+   python -c 'import moric_jax, sys; assert moric_jax.__file__.startswith(sys.argv[1]), moric_jax.__file__' "$copy" &&
+   require_c &&
+   python -m pytest -q -p no:cacheprovider -n 2 "${C_TESTS[@]}" &&
+   python -m experiments.fuzz_decoder --count=3000 --seed=1 --files "$WORK"/fuzz_base/*.moric)
+}
+
+other_python() {  # other_python 3.12
+  local v="$1" py
+  py=""
+  for cand in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/python; do
+    [[ -x "$cand" ]] && py="$cand"
+  done
+  if [[ -z "$py" ]]; then
+    echo "== native check: Python $v: SKIPPED (pyenv has no Python $v on this machine)"
+    return 0
+  fi
+  local venv="$WORK/venv$v"
+  "$py" -m venv "$venv"
+  (. "$venv/bin/activate" &&
+   python -m pip install --quiet --upgrade pip &&
+   python -m pip install --quiet -r requirements.txt &&
+   python -m pip install --quiet --no-deps -e . &&
+   require_c &&
+   python -m pytest -q -p no:cacheprovider -n 2 "${C_TESTS[@]}" &&
+   python .ci/cli_round_trip.py "$WORK/py$v-c" &&
+   MORIC_ANS=numba MORIC_SYNTHESIS=numpy python -m pytest -q -p no:cacheprovider -n 2 \
+       tests/test_decoder.py tests/test_bitstream.py &&
+   MORIC_ANS=numba MORIC_SYNTHESIS=numpy python .ci/cli_round_trip.py "$WORK/py$v-numba")
+}
+
+step "debug allocator (PYTHONMALLOC=debug, -X dev)" debug_allocator
+step "ASan + UBSan build: C tests and 3,000 fuzzed files" sanitizers
+if [[ "${MORIC_CI_SKIP_OTHER_PYTHONS:-0}" != 1 ]]; then
+  for v in 3.12 3.13; do
+    step "Python $v: venv, C and numba paths" other_python "$v"
+  done
+fi
