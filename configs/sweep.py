@@ -18,6 +18,9 @@ def get_config():
   config.lmbdas = (0.0005, 0.002, 0.008)
   config.crop = 0                               # Centre crop size in px (0 = full image).
   config.baselines = ("jpeg", "webp", "avif", "jpegxl")
+  # Published anchors drawn on rd.png and compared in bd.json on the same images
+  # (moric_jax/eval/anchors.py): "all", "none" or names, e.g. "coolchic50,c3".
+  config.anchors = "all"
   config.batch_lmbdas = True    # Train an image's lambdas together (vmap, sharded).
   config.output_dir = "runs/sweep"
   launch.add_launch_fields(config)

@@ -14,7 +14,7 @@ synthetic 768x512 file of the test suite's architecture
 * cold: wall time of a fresh ``python -m moric_jax decode FILE -o x.png`` subprocess
   (interpreter start, imports, first decode, PNG write), min and median;
 * the ratio of the warm minimum to Cool-chic 4.2's published C++ decode time for the
-  same Kodak image (``../shared/data/anchors/coolchic42_kodak_with_decode_times.tsv``,
+  same Kodak image (``moric_jax/data/anchors/coolchic42_kodak_with_decode_times.tsv``,
   the row of that image with the nearest rate), else to its 74 ms mean.
 
 Compare figures measured in the same run: ratios hold up under load, absolute times
@@ -37,8 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from moric_jax.eval import anchors
+
 ROOT = Path(__file__).resolve().parent.parent
-ANCHORS = ROOT.parent / "shared" / "data" / "anchors" / "coolchic42_kodak_with_decode_times.tsv"
+ANCHORS = anchors.ANCHOR_DIR / anchors.ANCHORS["coolchic42"].file
 COOLCHIC_MEAN_S = 0.074     # published mean over the 24 Kodak images (one CPU core)
 
 

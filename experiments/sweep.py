@@ -30,6 +30,7 @@ from absl import app
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from moric_jax.eval import anchors
 from moric_jax.sweeps import launch, rd
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/sweep.py", "Sweep config.")
@@ -48,7 +49,8 @@ def main(argv):
   (out / "files").mkdir(parents=True, exist_ok=True)
   try:
     images = rd.expand_images(config.images)
-  except FileNotFoundError as e:
+    anchors.parse_names(config.get("anchors", None))
+  except (FileNotFoundError, ValueError) as e:
     sys.exit(f"error: {e}")
   plan = rd.write_plan(config, out, images)
   chash = plan["config_hash"]

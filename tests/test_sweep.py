@@ -86,3 +86,65 @@ def test_slurm_launcher_without_slurm_is_one_line(tmp_path):
               timeout=120)
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr and "slurm" in proc.stderr.lower()
+
+
+def _fake_sweep(out, images, rows, crop=0, anchors="all"):
+  """A sweep directory with finished rows and no baselines (what collect reads)."""
+  from moric_jax import presets
+  from moric_jax.sweeps import launch, rd
+  cfg = presets.default().to_dict()
+  cfg.update(crop=crop, baselines=(), anchors=anchors)
+  plan = {"config": cfg, "images": [f"/nowhere/{i}.png" for i in images],
+          "lmbdas": sorted({r["lmbda"] for r in rows}), "config_hash": "c0ffee",
+          "git_commit": ""}
+  out.mkdir(parents=True)
+  (out / "sweep.json").write_text(json.dumps(plan, default=str))
+  for r in rows:
+    row = dict(r, config_hash="c0ffee", psnr=r["psnr"], ms_ssim=0.9, bytes=1,
+               bpp_estimated=r["bpp"], encode_seconds=1, decode_seconds=0.1, steps=10,
+               seed=0, git_commit="")
+    launch.write_row_file(out, rd.key_of({k: str(v) for k, v in row.items()}), row)
+
+
+def test_collect_compares_with_anchors_on_the_same_images(tmp_path):
+  """Our rows = Cool-chic 5.0's own rows of two images with 20% more bits: BD-rate vs
+  Cool-chic 5.0 is +20% on those two images; every Kodak anchor is drawn on rd.png."""
+  from moric_jax.eval import anchors
+  from moric_jax.sweeps import rd
+  images = ["kodim01", "kodim23"]
+  rows = [{"image": r.image, "lmbda": r.lmbda, "bpp": 1.2 * r.bpp, "psnr": r.psnr}
+          for r in anchors.rows("coolchic50") if r.image in images]
+  out = tmp_path / "sweep"
+  _fake_sweep(out, images, rows)
+  summary = rd.collect(out, echo=lambda *_: None)
+  bd = json.loads((out / "bd.json").read_text())["anchors"]
+  assert summary["bd"]["anchors"] == bd
+  assert set(bd) == {"coolchic50", "coolchic42", "coolchic34", "c3"}   # no CLIC rows
+  e = bd["coolchic50"]
+  assert e["images"] == 2 and e["same_images"] and e["overlap_fraction"] == 1.0
+  assert abs(e["bd_rate_percent"] - 20.0) < 0.05, e
+  assert bd["c3"]["images"] == 24 and not bd["c3"]["same_images"]
+  assert bd["coolchic42"]["bd_rate_percent"] is not None
+  md = (out / "results.md").read_text()
+  assert "BD-rate vs published anchors" in md and "+20.0%" in md
+  assert (out / "rd.png").stat().st_size > 1000
+  # --anchors picks; crops are not compared with full-image results.
+  rd.collect(out, echo=lambda *_: None, anchor_names="coolchic50")
+  assert set(json.loads((out / "bd.json").read_text())["anchors"]) == {"coolchic50"}
+  crop = tmp_path / "crop"
+  _fake_sweep(crop, images, rows, crop=256)
+  rd.collect(crop, echo=lambda *_: None)
+  e = json.loads((crop / "bd.json").read_text())["anchors"]["coolchic50"]
+  assert e["bd_rate_percent"] is None and "crops" in e["error"]
+
+
+def test_collect_unknown_anchor_is_one_line(tmp_path):
+  images = ["kodim23"]
+  _fake_sweep(tmp_path / "s", images, [{"image": "kodim23", "lmbda": 0.001, "bpp": 0.3,
+                                        "psnr": 35.0}])
+  proc = subprocess.run([sys.executable, "-m", "experiments.collect",
+                         f"--dir={tmp_path / 's'}", "--anchors=coolchic99"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown anchor")
+  assert "Traceback" not in proc.stderr

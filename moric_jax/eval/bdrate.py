@@ -1,4 +1,4 @@
-"""Bjontegaard deltas (BD-rate, BD-PSNR) and the published anchor curves.
+"""Bjontegaard deltas (BD-rate, BD-PSNR); the published anchor curves: ``anchors``.
 
 BD values come from the ``bjontegaard`` package (Herzog et al., FAU), by default with Akima
 interpolation (``method='akima'``; ``'pchip'`` matches the piecewise-cubic JVET CTC sheet,
@@ -16,12 +16,8 @@ computed on average curves.
 """
 from __future__ import annotations
 
-import csv
-import os
 import warnings
-from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 
 import bjontegaard
 import numpy as np
@@ -29,16 +25,6 @@ import numpy as np
 MIN_POINTS = 4
 METHODS = ("akima", "pchip", "cubic")
 
-# C3 (Kim et al., "C3: High-performance and low-complexity neural compression from a single
-# image or video", arXiv 2312.02753), Kodak average over the 24 images, bpp -> PSNR (dB), as
-# published in google-deepmind/c3_neural_compression `baselines/kodak.py`; copied from
-# ../shared/data/anchors/SOURCE.md. Rates are estimates (no bitstream).
-C3_KODAK_AVERAGE: tuple[tuple[float, float], ...] = (
-    (0.0926, 27.06), (0.1339, 28.45), (0.1532, 28.96), (0.2025, 30.03), (0.2318, 30.59),
-    (0.2761, 31.34), (0.3506, 32.39), (0.5144, 34.37), (0.5785, 35.02), (0.7286, 36.38),
-    (0.8067, 37.04), (0.9140, 37.84), (1.0800, 38.98), (1.4093, 40.85),
-)
-COOLCHIC_TSV = "coolchic34_kodak.tsv"
 
 
 def _prepare(bpps: Sequence[float], psnrs: Sequence[float], which: str
@@ -120,41 +106,6 @@ def bd_psnr(anchor_bpp: Sequence[float], anchor_psnr: Sequence[float],
   """
   return _bd(bjontegaard.bd_psnr, anchor_bpp, anchor_psnr, test_bpp, test_psnr, method,
              min_overlap)
-
-
-def load_anchors(anchor_dir: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
-  """Published anchor RD curves, each a list of ``(bpp, psnr_db)`` sorted by bpp.
-
-  Keys:
-    ``"c3"``: C3's Kodak average curve (``C3_KODAK_AVERAGE``, hard-coded here).
-    ``"coolchic34"``: Cool-chic 3.4 on Kodak, mean bpp and mean PSNR over the images at each
-      lambda (from ``anchor_dir/coolchic34_kodak.tsv``; lambdas present for only some images
-      are averaged over those images).
-    ``"coolchic34/<image>"``: Cool-chic's per-image curve, e.g. ``"coolchic34/kodim23"``.
-
-  Raises:
-    FileNotFoundError: ``coolchic34_kodak.tsv`` is missing from ``anchor_dir``.
-    ValueError: the TSV lacks the expected columns.
-  """
-  path = Path(anchor_dir) / COOLCHIC_TSV
-  per_image: dict[str, list[tuple[float, float]]] = defaultdict(list)
-  per_lambda: dict[float, list[tuple[float, float]]] = defaultdict(list)
-  with open(path, newline="") as f:
-    reader = csv.DictReader(f, delimiter="\t")
-    needed = {"seq_name", "lmbda", "rate_bpp", "psnr_db"}
-    if not needed <= set(reader.fieldnames or ()):
-      raise ValueError(f"{path}: expected columns {sorted(needed)}, got {reader.fieldnames}")
-    for row in reader:
-      point = (float(row["rate_bpp"]), float(row["psnr_db"]))
-      per_image[row["seq_name"].strip()].append(point)
-      per_lambda[float(row["lmbda"])].append(point)
-  anchors: dict[str, list[tuple[float, float]]] = {"c3": list(C3_KODAK_AVERAGE)}
-  anchors["coolchic34"] = sorted(
-      (float(np.mean([p[0] for p in pts])), float(np.mean([p[1] for p in pts])))
-      for pts in per_lambda.values())
-  for name in sorted(per_image):
-    anchors[f"coolchic34/{name}"] = sorted(per_image[name])
-  return anchors
 
 
 def as_arrays(points: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]]:

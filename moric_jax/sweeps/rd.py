@@ -41,7 +41,7 @@ FIELDS = ["image", "lmbda", "bpp", "psnr", "ms_ssim", "bytes", "bpp_estimated",
 BASELINE_FIELDS = ["image", "codec", "quality", "num_bytes", "bpp", "psnr", "ms_ssim"]
 # Fields that do not change what one encode computes (left out of the config hash).
 SWEEP_ONLY = ("images", "lmbdas", "lmbda", "output_dir", "baselines", "batch_lmbdas",
-              "image_path", "checkpoint") + launch.LAUNCH_FIELDS
+              "image_path", "checkpoint", "anchors") + launch.LAUNCH_FIELDS
 WORK_FN = "moric_jax.sweeps.rd:run_job"
 
 
@@ -235,13 +235,83 @@ def markdown_table(rows: list[dict], lmbdas: list[float]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def collect(out_dir: str | Path, echo: Callable[[str], None] = print) -> dict:
+def anchor_comparison(rows: list[dict], names: list[str], anchor_names, crop: int
+                      ) -> tuple[dict, dict, dict]:
+  """Published anchors (``eval.anchors``) against this sweep, on the same images.
+
+  Returns ``(curves, bd, styles)``: ``curves[label] = (bpps, psnrs)`` to draw, ``bd[name]``
+  the BD-rate of our curve against the anchor's (both the mean over the images both
+  have, lambda by lambda) with ``images`` (how many), ``same_images``, the PSNR
+  overlap and its fraction; and dashed line styles. Crops are not comparable with the
+  anchors' full images: nothing is drawn, ``bd`` says why.
+  """
+  from moric_jax.eval import anchors, bdrate
+  curves, bd, styles = {}, {}, {}
+  if not anchor_names:
+    return curves, bd, styles
+  if crop:
+    reason = f"anchors are full-image results; this sweep coded {crop}x{crop} crops"
+    return curves, {n: {"bd_rate_percent": None, "error": reason} for n in anchor_names}, styles
+  for name in anchor_names:
+    curve = anchors.curve_on(name, names)
+    if curve is None:
+      continue   # none of our images in that data set (e.g. CLIC anchors on Kodak)
+    kind = "mean of " if anchors.ANCHORS[name].mean_of else ""
+    label = f"{curve.label} ({kind}{len(curve.images)} img)"
+    curves[label] = (curve.bpps, curve.psnrs)
+    styles[label] = {"linestyle": "--", "marker": "x"}
+    ours_rows = rows if curve.same_images or anchors.ANCHORS[name].mean_of else [
+        r for r in rows if r["image"] in set(curve.images)]
+    entry = {"label": curve.label, "images": len(curve.images),
+             "same_images": curve.same_images}
+    if not ours_rows:
+      bd[name] = dict(entry, bd_rate_percent=None, error="no moric_jax rows yet")
+      continue
+    ours = mean_curve(ours_rows, "lmbda")
+    overlap = anchors.psnr_overlap(curve.psnrs, ours[1])
+    if overlap:
+      entry.update(psnr_overlap_db=[round(overlap[0], 3), round(overlap[1], 3)],
+                   overlap_fraction=round(overlap[2], 3))
+    try:
+      value, method = bdrate.bd_rate_auto(curve.bpps, curve.psnrs, *ours)
+      bd[name] = dict(entry, bd_rate_percent=value, method=method)
+    except ValueError as e:
+      bd[name] = dict(entry, bd_rate_percent=None, error=str(e))
+  return curves, bd, styles
+
+
+def anchors_markdown(bd: dict) -> str:
+  """The ``results.md`` section of the anchor BD-rates."""
+  if not bd:
+    return ""
+  lines = ["", "## BD-rate vs published anchors (negative: moric_jax saves bits)", "",
+           "| anchor | images | same images | BD-rate | PSNR overlap | note |",
+           "|---|---|---|---|---|---|"]
+  for name, e in bd.items():
+    value = e.get("bd_rate_percent")
+    rate = "" if value is None else f"{value:+.1f}%"
+    overlap = ""
+    if e.get("psnr_overlap_db"):
+      lo, hi = e["psnr_overlap_db"]
+      overlap = f"{lo:.2f}-{hi:.2f} dB ({100 * e['overlap_fraction']:.0f}%)"
+    same = "yes" if e.get("same_images") else "no"
+    note = e.get("error", e.get("method", ""))
+    lines.append(f"| {e.get('label', name)} (`{name}`) | {e.get('images', '')} | {same} | "
+                 f"{rate} | {overlap} | {note} |")
+  return "\n".join(lines) + "\n"
+
+
+def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
+            anchor_names=None) -> dict:
   """Merges the job files and writes the tables, RD plot and BD-rates of a sweep.
 
   Reads ``sweep.json`` for the images, lambdas and config hash; computes baselines
-  for images that have none yet (images not found are skipped with a note). Returns
+  for images that have none yet (images not found are skipped with a note); draws
+  the published anchors (``anchor_names``: names or a comma-separated string, default
+  the sweep config's ``anchors``, else all; ``anchor_comparison``). Returns
   ``{"rows": n, "missing": [keys], "bd": {...}}``.
   """
+  from moric_jax.eval import anchors as anchors_lib
   from moric_jax.eval import baselines as baselines_lib
   from moric_jax.eval import bdrate, plots
 
@@ -282,7 +352,11 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print) -> dict:
   codecs = sorted({r["codec"] for r in baseline_rows})
   for codec in codecs:
     curves[codec] = mean_curve([r for r in baseline_rows if r["codec"] == codec], "quality")
-  plots.rd_plot(curves, out / "rd.png",
+  if anchor_names is None:
+    anchor_names = cfg.get("anchors", None)
+  anchor_curves, anchor_bd, styles = anchor_comparison(
+      rows, names, anchors_lib.parse_names(anchor_names), int(cfg.get("crop", 0)))
+  plots.rd_plot({**curves, **anchor_curves}, out / "rd.png", styles=styles,
                 title=f"{len(names)} image(s), mean over images (config {chash})")
   bd = {}
   for codec in codecs:
@@ -294,8 +368,11 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print) -> dict:
       bd[codec] = {"bd_rate_percent": value, "method": method}
     except ValueError as e:
       bd[codec] = {"bd_rate_percent": None, "error": str(e)}
+  if anchor_bd:
+    bd["anchors"] = anchor_bd
   image_io.atomic_write_bytes(out / "bd.json", json.dumps(bd, indent=2).encode())
-  image_io.atomic_write_bytes(out / "results.md", markdown_table(rows, lmbdas).encode())
+  image_io.atomic_write_bytes(out / "results.md", (markdown_table(rows, lmbdas)
+                                                   + anchors_markdown(anchor_bd)).encode())
   echo(json.dumps(bd, indent=2))
   if missing:
     echo(f"{len(missing)} of {len(expected)} rows missing (unfinished or failed jobs), "
