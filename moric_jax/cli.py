@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument("input")
   e.add_argument("-o", "--output", required=True)
   e.add_argument("--config", help="python file with get_config()")
-  e.add_argument("--preset", default="default", choices=["default", "fast", "paper"])
+  e.add_argument("--preset", default="default", choices=["default", "fast", "paper", "coolchic5"])
   e.add_argument("--lmbda", type=float)
   e.add_argument("--steps", type=int)
   e.add_argument("--rdoq", action="store_true",

@@ -40,8 +40,15 @@ def default() -> ml_collections.ConfigDict:
   config.train.learning_rate = 1e-2
   config.train.latent_lr_scale = 1.0       # Multiplies the learning rate of the latents.
   config.train.clip_norm = 1.0
+  config.train.clip_scope = "global"       # Clip all gradients | "networks" only.
+  config.train.weight_decay = 0.0          # Decoupled weight decay of the networks.
   config.train.ste_fraction = 0.1          # Share of num_steps in the straight-through phase.
   config.train.ste_learning_rate = 1e-4
+  # Final phase (the last ste_fraction): "ste" (latents move by straight-through
+  # gradients) | "frozen" (hard symbols fixed, only the networks train); its learning
+  # rate "constant" (ste_learning_rate) | "cosine" (from ste_learning_rate to 0).
+  config.train.final_phase = "ste"
+  config.train.final_lr_schedule = "constant"
   # Networks: soap | adam (latents: always Adam). SOAP measured -18.7% BD-rate vs Adam
   # at 1000 steps on the kodim23 256x256 crop (WORKSPACE.md, "Recipe levers").
   config.train.optimizer = "soap"
@@ -52,6 +59,9 @@ def default() -> ml_collections.ConfigDict:
   config.train.kumaraswamy = (2.0, 1.0)    # Noise shape a: 1 = uniform.
   config.train.gaussian_std = (0.22, 0.15)  # Gaussian noise std, annealed linearly.
   config.train.noise_from_lmbda = False    # Gaussian start std from lambda (Cool-chic 5).
+  # What rate and ARM context see in the soft phase: "two_tensor" (s(y) + n; the
+  # synthesis s(s(y) + n)) | "one_tensor" (s(s(y) + n) for all three, Cool-chic 5).
+  config.train.proxy = "two_tensor"
   # Warm-up: candidate initialisations per stage, each stage round(fraction * num_steps)
   # steps; the best go on (their steps count in num_steps). () = no warm-up.
   config.train.warmup = ml_collections.ConfigDict(dict(candidates=(), fraction=0.025))
@@ -99,4 +109,38 @@ def paper_kodak() -> ml_collections.ConfigDict:
   return config
 
 
-PRESETS = {"default": default, "fast": fast, "paper": paper_kodak}
+def coolchic5_procedure(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Cool-chic 5's encoder procedure on ``config`` (in place; returned): one
+  quantization proxy ``s(s(y) + n)`` with Gaussian noise 0.22 -> 0.15 and temperature
+  0.35 -> 0.08, a final 5% of hard symbols with the latents frozen (cosine from 1e-4),
+  gradient clipping 0.1 and weight decay 0.01 on the networks only, warm-up 5 -> 2
+  candidates (50 steps each at 2,000 steps), weight RDOQ
+  (../shared/notes/coolchic5-recipe.md)."""
+  t = config.train
+  t.proxy = "one_tensor"
+  t.noise = "gaussian"
+  t.gaussian_std = (0.22, 0.15)
+  t.temperature = (0.35, 0.08)
+  t.final_phase = "frozen"
+  t.final_lr_schedule = "cosine"
+  t.ste_fraction = 0.05
+  t.clip_scope = "networks"
+  t.clip_norm = 0.1
+  t.weight_decay = 0.01
+  t.warmup = ml_collections.ConfigDict(dict(candidates=(5, 2), fraction=0.025))
+  config.quant.rdoq = True
+  return config
+
+
+def coolchic5() -> ml_collections.ConfigDict:
+  """Parity preset: Cool-chic 5's encoder procedure (``coolchic5_procedure``) on this
+  codec at Cool-chic's 10,000 steps. Not yet its HOP decoder: no hyperlatents, no
+  inter-feature context, no residual/stabilised ARM, no 48-wide synthesis
+  (WORKSPACE.md, "Compression at scale")."""
+  config = coolchic5_procedure(default())
+  config.num_steps = 10_000
+  config.train.chunk_size = 100
+  return config
+
+
+PRESETS = {"default": default, "fast": fast, "paper": paper_kodak, "coolchic5": coolchic5}

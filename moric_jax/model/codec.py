@@ -288,10 +288,12 @@ class Codec:
 
   def rd_terms(self, params: dict, image: jax.Array, lmbda, weight_delta: float, *,
                mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None,
-               noise: str = "kumaraswamy") -> tuple[jax.Array, dict, jax.Array]:
+               noise: str = "kumaraswamy", proxy: str = "two_tensor"
+               ) -> tuple[jax.Array, dict, jax.Array]:
     """``(loss, aux, composed image)``; ``lmbda`` is a scalar or ``(R,)`` per region.
     ``noise`` / ``noise_a``: the soft phase's noise and its level
-    (``quantize.training_noise``).
+    (``quantize.training_noise``); ``proxy``: what the rate and the ARM's context see
+    in the soft phase (``quantize.quantize_for_training``).
 
     ``mode="train"`` mixes soft and straight-through quantization by the traced
     boolean ``ste``, so both training phases share one compiled program.
@@ -303,7 +305,7 @@ class Codec:
     if mode == "train":
       soft_r, soft_y = quantize.quantize_for_training(
           flat, mode="soft", temperature=temperature, noise_a=noise_a, key=key,
-          noise=noise)
+          noise=noise, proxy=proxy)
       hard = quantize.round_ste(flat)
       for_rate, for_synth = jnp.where(ste, hard, soft_r), jnp.where(ste, hard, soft_y)
     else:

@@ -58,20 +58,31 @@ def round_ste(x: jax.Array) -> jax.Array:
   return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
+PROXIES = ("one_tensor", "two_tensor")
+
+
 def quantize_for_training(x: jax.Array, *, mode: str, temperature: jax.Array | float,
                           noise_a: jax.Array | float, key: jax.Array | None,
-                          noise: str = "kumaraswamy") -> tuple[jax.Array, jax.Array]:
-  """Returns ``(for_rate, for_synthesis)`` versions of the latents ``x``.
+                          noise: str = "kumaraswamy", proxy: str = "two_tensor"
+                          ) -> tuple[jax.Array, jax.Array]:
+  """Returns ``(for_rate, for_synthesis)`` versions of the latents ``x``; the rate's
+  version is also the ARM's context.
 
   Modes:
-    ``soft``: rate on ``s(x) + n``, synthesis on ``s(s(x) + n)``, n the ``noise``
-      (``training_noise``) at level ``noise_a``.
+    ``soft``: with ``proxy="one_tensor"`` (Cool-chic 5) one tensor ``s(s(x) + n)`` for
+      rate, context and synthesis: with small noise it stays near the integers the file
+      holds, so the ARM is fitted to values like the ones it will see; with
+      ``"two_tensor"`` (C3) the rate and context see ``s(x) + n`` and the synthesis
+      ``s(s(x) + n)``. ``n`` is the ``noise`` (``training_noise``) at level ``noise_a``.
     ``ste``: both on hard-rounded values with straight-through gradients.
     ``hard``: both on ``round(x)`` (evaluation; no gradient to x).
   """
   if mode == "soft":
+    if proxy not in PROXIES:
+      raise ValueError(f"unknown quantization proxy {proxy!r}; expected one of {PROXIES}")
     noisy = soft_round(x, temperature) + training_noise(noise, key, x.shape, noise_a)
-    return noisy, soft_round(noisy, temperature)
+    synth = soft_round(noisy, temperature)
+    return (synth if proxy == "one_tensor" else noisy), synth
   if mode == "ste":
     q = round_ste(x)
     return q, q

@@ -1,10 +1,13 @@
 """Per-image overfitting: jit-compiled chunks of steps (``lax.scan``), two phases.
 
 Phase 1 (soft): soft-rounded latents plus annealed noise (Kumaraswamy or Gaussian),
-Adam for the latents and Adam or SOAP for the networks, cosine learning rate. Phase 2
-(ste): hard rounding with straight-through gradients at a low learning rate, keeping
-the parameters with the lowest (hard) loss seen. An optional warm-up (``warmup.py``)
-first trains several initialisations and goes on with the best.
+seen by rate, context and synthesis as ``train.proxy`` says, Adam for the latents and
+Adam or SOAP for the networks, cosine learning rate. Phase 2 (final): hard rounding at
+a low learning rate (``train.final_phase``: ``ste``, the latents move by
+straight-through gradients; ``frozen``, the latents stay put and only the networks fit
+the exact symbols, as Cool-chic 5 does), keeping the parameters with the lowest (hard)
+loss seen. An optional warm-up (``warmup.py``) first trains several initialisations
+and goes on with the best.
 Loss = MSE + lmbda * (latent bits + estimated weight bits) / pixels.
 """
 from __future__ import annotations
@@ -40,12 +43,13 @@ class ChunkStats:
 
 def loss_terms(params: dict, codec: Codec, image: jax.Array, lmbda, weight_delta: float,
                *, mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None,
-               noise: str = "kumaraswamy") -> tuple[jax.Array, dict, jax.Array]:
+               noise: str = "kumaraswamy", proxy: str = "two_tensor"
+               ) -> tuple[jax.Array, dict, jax.Array]:
   """``(D + lmbda * R, aux, recon)`` (``Codec.rd_terms``); R in bpp: latent bits +
   estimated weight bits. ``lmbda``: scalar or ``(R,)`` per region."""
   return codec.rd_terms(params, image, lmbda, weight_delta, mode=mode,
                         temperature=temperature, noise_a=noise_a, key=key, ste=ste,
-                        noise=noise)
+                        noise=noise, proxy=proxy)
 
 
 def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:
@@ -55,6 +59,8 @@ def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:
 
 
 OPTIMIZERS = ("adam", "soap")
+CLIP_SCOPES = ("global", "networks")
+FINAL_PHASES = ("ste", "frozen")
 
 
 def _labels(params: dict) -> dict:
@@ -64,9 +70,12 @@ def _labels(params: dict) -> dict:
 
 
 def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Update direction (the learning rate is applied per step): global-norm clipping,
-  then Adam for the latents and ``train.optimizer`` (``adam`` or ``soap``, with
-  ``train.soap`` its arguments) for the networks."""
+  """Update direction (the learning rate is applied per step): Adam for the latents
+  and ``train.optimizer`` (``adam`` or ``soap``, with ``train.soap`` its arguments)
+  for the networks. Gradient clipping to ``train.clip_norm`` over all gradients
+  (``train.clip_scope="global"``) or over the networks' only (``"networks"``, as
+  Cool-chic 5); ``train.weight_decay`` (decoupled, scaled by the learning rate) on the
+  networks."""
   name = str(train_config.get("optimizer", "adam"))
   if name == "adam":
     networks = optax.scale_by_adam()
@@ -76,9 +85,18 @@ def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTra
     networks = soap.scale_by_soap(**kwargs)
   else:
     raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}")
-  return optax.chain(optax.clip_by_global_norm(float(train_config.clip_norm)),
-                     optax.multi_transform({"latents": optax.scale_by_adam(),
-                                            "networks": networks}, _labels))
+  scope = str(train_config.get("clip_scope", "global"))
+  if scope not in CLIP_SCOPES:
+    raise ValueError(f"train.clip_scope must be one of {CLIP_SCOPES}, got {scope!r}")
+  clip = optax.clip_by_global_norm(float(train_config.clip_norm))
+  decay = float(train_config.get("weight_decay", 0.0))
+  if scope == "networks":
+    networks = optax.chain(clip, networks)
+  if decay > 0.0:
+    networks = optax.chain(networks, optax.add_decayed_weights(decay))
+  per_group = optax.multi_transform({"latents": optax.scale_by_adam(),
+                                     "networks": networks}, _labels)
+  return optax.chain(clip, per_group) if scope == "global" else per_group
 
 
 def noise_std_from_lmbda(lmbda: float) -> float:
@@ -117,6 +135,11 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   tc = config.train
   noise = str(tc.get("noise", "kumaraswamy"))
   noise_end = float(noise_range(tc)[1])
+  proxy = str(tc.get("proxy", "two_tensor"))
+  final_phase = str(tc.get("final_phase", "ste"))
+  if final_phase not in FINAL_PHASES:
+    raise ValueError(f"train.final_phase must be one of {FINAL_PHASES}, got {final_phase!r}")
+  final_cosine = str(tc.get("final_lr_schedule", "constant")) == "cosine"
 
   def one_step(image, hyper, carry, _):
     params, opt_state, step, key, best_params, best_loss = carry
@@ -129,7 +152,7 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     (loss, aux), grads = grad_fn(params, codec, image, hyper["lmbda"], tc.weight_delta,
                                  mode="train", temperature=temperature,
                                  noise_a=noise_level, key=jax.random.fold_in(key, step),
-                                 ste=ste, noise=noise)
+                                 ste=ste, noise=noise, proxy=proxy)
     active = step < hyper["total_steps"]
     # In the straight-through phase the forward pass is the hard loss: keep the best.
     better = ste & active & (loss < best_loss)
@@ -138,9 +161,13 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     best_loss = jnp.where(better, loss, best_loss)
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
     lr = schedules.learning_rate(step, soft_steps, hyper["learning_rate"],
-                                 hyper["ste_learning_rate"])
+                                 hyper["ste_learning_rate"],
+                                 hyper["total_steps"] if final_cosine else None)
     lr = lr * hyper["lr_scale"]
-    scale = {k: -lr * (tc.latent_lr_scale if k == "latents" else 1.0) for k in updates}
+    latent_lr = lr * tc.latent_lr_scale
+    if final_phase == "frozen":   # the final phase fits the networks to fixed symbols
+      latent_lr = jnp.where(ste, 0.0, latent_lr)
+    scale = {k: -(latent_lr if k == "latents" else lr) for k in updates}
     updates = {k: jax.tree_util.tree_map(lambda u, s=scale[k]: s * u, v)
                for k, v in updates.items()}
     new_params = optax.apply_updates(params, updates)

@@ -19,7 +19,12 @@ def linear(step: jax.Array, num_steps: jax.Array, start: float, end: float) -> j
 
 
 def learning_rate(step: jax.Array, soft_steps: jax.Array, peak: float,
-                  ste_rate: float) -> jax.Array:
-  """Cosine decay from ``peak`` over the soft phase, then the constant ``ste_rate``."""
+                  final_rate: float, total_steps: jax.Array | None = None) -> jax.Array:
+  """Cosine decay from ``peak`` over the soft phase, then ``final_rate``: constant, or
+  with ``total_steps`` a cosine decay from ``final_rate`` over the final phase."""
   cosine = 0.5 * peak * (1.0 + jnp.cos(jnp.pi * progress(step, soft_steps)))
-  return jnp.where(step < soft_steps, cosine, ste_rate)
+  final = final_rate
+  if total_steps is not None:
+    done = progress(step - soft_steps, total_steps - soft_steps)
+    final = 0.5 * final_rate * (1.0 + jnp.cos(jnp.pi * done))
+  return jnp.where(step < soft_steps, cosine, final)
