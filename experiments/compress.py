@@ -36,7 +36,6 @@ def main(argv):
 
   from moric_jax import api, image_io
   from moric_jax.errors import BitstreamError
-  from moric_jax.eval import metrics
   try:
     image = image_io.load_image(config.image_path, max_pixels=config.max_pixels)
   except image_io.ImageError as e:
@@ -73,24 +72,19 @@ def main(argv):
   decode_seconds = time.perf_counter() - t0
   png_path = out / f"{name}_decoded.png"
   image_io.save_png(png_path, decoded)
-  target = image_io.to_uint8(np.asarray(image))
-  if decoded.ndim == 2 and target.ndim == 3:
-    target = image_io.rgb_to_grey(target)
+  from moric_jax.eval import report as report_lib
   pixels = h * w
-  m = {
-      "file": str(moric_path), "decoded_png": str(png_path),
-      "bytes": len(on_disk), "bpp": 8.0 * len(on_disk) / pixels,
-      "psnr": metrics.psnr_uint8(decoded, target),
-      "encode_seconds": info["encode_seconds"], "decode_seconds": decode_seconds,
-      "bpp_estimated": info.get("bpp_estimated"),
-      "steps_per_second": info.get("steps_per_second"),
-      "height": h, "width": w, "image_path": str(config.image_path),
-      "config": config.to_dict(),
-  }
+  m = report_lib.build(info, config, image=name, target=image_io.to_uint8(np.asarray(image)),
+                       decoded=decoded, decode_seconds=decode_seconds)
+  if m["bytes"] != len(on_disk):
+    sys.exit(f"error: {moric_path} holds {len(on_disk)} bytes, the encoder wrote {m['bytes']}")
+  m.update(file=str(moric_path), decoded_png=str(png_path),
+           image_path=str(config.image_path))
   image_io.atomic_write_bytes(out / "metrics.json",
                               json.dumps(m, indent=2, default=str).encode())
   print(f"file    {moric_path}: {m['bytes']} bytes = {m['bpp']:.4f} bpp "
-        f"(8 x bytes / {pixels} pixels)")
+        f"(8 x bytes / {pixels} pixels; latents {m['bpp_latents']:.4f}, weights "
+        f"{m['bpp_weights']:.4f}, header {m['bpp_header']:.4f} bpp)")
   print(f"decoded {png_path}: PSNR {m['psnr']:.2f} dB")
   print(f"encode {m['encode_seconds']:.1f} s, decode {decode_seconds:.2f} s "
         f"(metrics in {out / 'metrics.json'})")

@@ -144,7 +144,10 @@ def cmd_encode(args) -> int:
     if bar is not None:
       bar.close()
   image_io.atomic_write_bytes(args.output, data)
-  info = _jsonable(info)
+  from moric_jax.eval import report as report_lib
+  rep = report_lib.build(info, config, image=Path(args.input).stem,
+                         target=image_io.to_uint8(image))
+  info = _jsonable({**rep, **report_lib.extras(info, rep)})
   info["output"] = str(args.output)
   info["notes"] = notes
   if args.json:

@@ -23,9 +23,7 @@ sweep does not initialise an accelerator on the submitting machine.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,14 +32,13 @@ import ml_collections
 import numpy as np
 
 from moric_jax import image_io
+from moric_jax.eval import report
 from moric_jax.sweeps import launch
 
-FIELDS = ["image", "lmbda", "bpp", "psnr", "ms_ssim", "bytes", "bpp_estimated",
-          "encode_seconds", "decode_seconds", "steps", "config_hash", "seed", "git_commit"]
+FIELDS = list(report.FIELDS)   # a row is the encode's report, flat (eval/report.py)
 BASELINE_FIELDS = ["image", "codec", "quality", "num_bytes", "bpp", "psnr", "ms_ssim"]
 # Fields that do not change what one encode computes (left out of the config hash).
-SWEEP_ONLY = ("images", "lmbdas", "lmbda", "output_dir", "baselines", "batch_lmbdas",
-              "image_path", "checkpoint", "anchors") + launch.LAUNCH_FIELDS
+SWEEP_ONLY = report.PER_RUN + launch.LAUNCH_FIELDS
 WORK_FN = "moric_jax.sweeps.rd:run_job"
 
 
@@ -57,17 +54,11 @@ def expand_images(spec: str) -> list[str]:
 
 
 def config_hash(config) -> str:
-  d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-  cfg = {k: v for k, v in d.items() if k not in SWEEP_ONLY}
-  return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:10]
+  """The sweep's config hash: its encode settings, not what or where it launches."""
+  return report.config_hash(config, exclude=SWEEP_ONLY)
 
 
-def git_commit() -> str:
-  try:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
-  except (OSError, subprocess.SubprocessError):
-    return ""
+git_commit = report.git_commit
 
 
 def load_crop(path: str, crop: int, max_pixels: int) -> np.ndarray:
@@ -131,17 +122,10 @@ def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
 
 
 def _row(name, image, info, config, chash, commit, encode_seconds) -> dict:
-  from moric_jax.eval import metrics
-  h, w = image.shape[:2]
-  target = image_io.to_uint8(image)
-  return {"image": name, "lmbda": float(info["lmbda"]), "bpp": info["bpp"],
-          "psnr": info["psnr"],
-          "ms_ssim": (metrics.ms_ssim_uint8(info["reconstruction"], target)
-                      if min(h, w) >= 11 else ""),
-          "bytes": info["bytes"], "bpp_estimated": info["bpp_estimated"],
-          "encode_seconds": encode_seconds, "decode_seconds": info["decode_seconds"],
-          "steps": int(config.num_steps), "config_hash": chash, "seed": int(config.seed),
-          "git_commit": commit}
+  rep = report.build(info, config, image=name, target=image_io.to_uint8(image),
+                     encode_seconds=encode_seconds, chash=chash, commit=commit,
+                     lmbda=float(info["lmbda"]))
+  return report.row(rep)
 
 
 def run_job(args: dict, ctx: launch.JobContext) -> None:
