@@ -166,3 +166,33 @@ def test_slurm_executor_gets_the_config_knobs(tmp_path, monkeypatch):
   assert ex.max_num_timeout == 20
   assert isinstance(launch.JobRunner(tmp_path).checkpoint(None).function,
                     launch.JobRunner)
+
+
+def test_wait_without_accounting_finds_done_and_lost_jobs(tmp_path, monkeypatch):
+  """Without SLURM accounting (no sacct) a job is done when its result file exists and
+  failed once squeue has stopped listing it without a result."""
+  from moric_jax.sweeps import launch
+
+  class FakeJob:
+    def __init__(self, job_id, result):
+      self.job_id = job_id
+      self.paths = type("P", (), {"result_pickle": tmp_path / f"{job_id}.pkl",
+                                  "stderr": tmp_path / f"{job_id}.err"})()
+      self._result = result
+
+    def result(self):
+      if isinstance(self._result, Exception):
+        raise self._result
+      return self._result
+
+  ok, bad, lost = FakeJob("7_0", ["row"]), FakeJob("7_1", ValueError("boom")), FakeJob("7_2", 0)
+  for j in (ok, bad):
+    j.paths.result_pickle.write_bytes(b"x")
+  monkeypatch.setattr(launch, "_squeue_ids", lambda: {"7_0"})   # 7_2 is not listed
+  jobs = [launch.Job(n, "m:f", {}, 1) for n in ("ok", "bad", "lost")]
+  said = []
+  failed = launch._wait_without_accounting(list(zip(jobs, (ok, bad, lost))), said.append,
+                                           poll_s=0.01, grace_s=0.05)
+  assert [(f[0], f[1]) for f in failed] == [
+      ("bad", "ValueError: boom"), ("lost", "left the SLURM queue without a result")]
+  assert "job ok done (1/3)" in said

@@ -29,7 +29,9 @@ out of config hashes and checkpoint run ids):
 Testing hook: ``MORIC_SWEEP_FAULT="preempt:PATTERN"`` (or ``"kill:PATTERN"``) makes
 the jobs whose name matches ``PATTERN`` (fnmatch) send themselves SIGUSR2 (submitit's
 preemption/timeout signal: checkpoint and requeue) or SIGKILL right after their first
-orbax checkpoint is on disk, once per job.
+orbax checkpoint is on disk, once per job; ``"hold:PATTERN"`` makes them wait there
+(up to 10 minutes) for something outside, e.g. ``scontrol requeue``, to stop them.
+Each writes ``<checkpoint dir>/.fault_fired`` first.
 """
 from __future__ import annotations
 
@@ -170,6 +172,9 @@ class JobContext:
     marker.write_text(self._fault)
     print(f"fault injection ({FAULT_ENV}): {self._fault} after checkpoint step "
           f"{finished_steps(ckpt_dir)[-1]}", flush=True)
+    if self._fault == "hold":
+      time.sleep(600)   # until the scheduler stops this attempt
+      return
     os.kill(os.getpid(), signal.SIGKILL if self._fault == "kill" else signal.SIGUSR2)
     time.sleep(5)   # the signal handler runs here (USR2: checkpoint + requeue)
 
@@ -179,7 +184,8 @@ def _parse_fault(job_name: str) -> str:
   if ":" not in spec:
     return ""
   kind, pattern = spec.split(":", 1)
-  return kind if fnmatch.fnmatchcase(job_name, pattern) and kind in ("preempt", "kill") else ""
+  return (kind if fnmatch.fnmatchcase(job_name, pattern) and kind in ("preempt", "kill", "hold")
+          else "")
 
 
 class JobRunner:
@@ -335,6 +341,12 @@ def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
   ids = [j.job_id for _, j in pairs]
   if not wait:
     return LaunchReport(launcher, len(jobs), [], ids, False)
+  if launcher == "slurm" and pairs and not slurm_accounting_on():
+    echo("SLURM accounting is off on this cluster: job states come from squeue and the "
+         "jobs' result files, not sacct; a job that leaves the queue without a result "
+         "counts as failed (its log says why)")
+    failed = _wait_without_accounting(pairs, echo)
+    return LaunchReport(launcher, len(jobs), failed, ids, True)
   for done_count, (job, sj) in enumerate(pairs, 1):
     try:
       sj.result()
@@ -343,6 +355,65 @@ def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
       failed.append((job.name, _one_line(e), str(sj.paths.stderr)))
       echo(f"job {job.name} failed: {_one_line(e)} (log: {sj.paths.stderr})")
   return LaunchReport(launcher, len(jobs), failed, ids, True)
+
+
+def slurm_accounting_on() -> bool:
+  """Whether this SLURM cluster keeps job accounting (what ``sacct`` reads)."""
+  import subprocess
+  try:
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                         timeout=30).stdout
+  except (OSError, subprocess.SubprocessError):
+    return True   # let submitit try sacct as usual
+  m = re.search(r"^AccountingStorageType\s*=\s*(\S+)", out, re.MULTILINE)
+  return not (m and m.group(1).endswith("/none"))
+
+
+def _squeue_ids() -> set[str] | None:
+  """Job ids SLURM still lists (array tasks one by one); ``None`` if squeue fails."""
+  import subprocess
+  try:
+    p = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True,
+                       timeout=60)
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return set(p.stdout.split()) if p.returncode == 0 else None
+
+
+def _wait_without_accounting(pairs, echo: Callable[[str], None], poll_s: float = 2.0,
+                             grace_s: float = 20.0) -> list[tuple[str, str, str]]:
+  """Waits for submitit jobs on a cluster without accounting: a job is done when its
+  result file exists, and failed when squeue has not listed it for ``grace_s``
+  seconds and it still has no result. Never calls sacct."""
+  failed, left, gone_since, n_done = [], list(pairs), {}, 0
+  while left:
+    listed = _squeue_ids()
+    still = []
+    for job, sj in left:
+      if sj.paths.result_pickle.exists():
+        n_done += 1
+        try:
+          sj.result()
+          echo(f"job {job.name} done ({n_done}/{len(pairs)})")
+        except Exception as e:  # the job raised: submitit pickled its error
+          failed.append((job.name, _one_line(e), str(sj.paths.stderr)))
+          echo(f"job {job.name} failed: {_one_line(e)} (log: {sj.paths.stderr})")
+        continue
+      if listed is not None and sj.job_id not in listed:
+        first = gone_since.setdefault(sj.job_id, time.time())
+        if time.time() - first > grace_s:
+          n_done += 1
+          reason = "left the SLURM queue without a result"
+          failed.append((job.name, reason, str(sj.paths.stderr)))
+          echo(f"job {job.name} failed: {reason} (log: {sj.paths.stderr})")
+          continue
+      else:
+        gone_since.pop(sj.job_id, None)
+      still.append((job, sj))
+    left = still
+    if left:
+      time.sleep(poll_s)
+  return failed
 
 
 # --- the one writer of results.csv ------------------------------------------------
