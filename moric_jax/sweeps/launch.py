@@ -325,8 +325,15 @@ def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
   submitted = []
   wait = bool(config.get("wait", True))
   if launcher == "slurm":
-    with executor.batch():
-      submitted = [executor.submit(runner, job) for job in jobs]
+    try:
+      with executor.batch():
+        submitted = [executor.submit(runner, job) for job in jobs]
+    except Exception as e:  # no sbatch, or sbatch but no cluster: one line that says so
+      detail = getattr(e, "stderr", None) or str(e)
+      if isinstance(detail, bytes):
+        detail = detail.decode(errors="replace")
+      lines = [l for l in str(detail).splitlines() if l.strip()]
+      raise RuntimeError(f"SLURM did not accept the jobs: {lines[-1] if lines else e}") from None
     pairs = list(zip(jobs, submitted))
     echo(f"submitted {len(jobs)} jobs to SLURM (array {submitted[0].job_id.split('_')[0]}"
          f"; logs in {folder})" if submitted else "nothing to submit")
