@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from moric_jax.train.batched import compress_image_batched
 
@@ -52,3 +53,26 @@ def test_sharded_over_two_host_devices_matches_single_device():
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   assert out["devices"] == 2
   np.testing.assert_allclose(out["sharded"], out["single"], rtol=1e-3)
+
+
+def test_images_x_lambdas_in_one_program_equal_one_by_one(tiny_config):
+  """Two images x two lambdas trained as one stack give what each image's own
+  lambda batch gives, up to float reduction order (Adam: SOAP amplifies rounding)."""
+  from moric_jax.train.batched import compress_images_batched
+  from tests.conftest import smooth_image
+  tiny_config.num_steps = 60
+  tiny_config.train.chunk_size = 30
+  tiny_config.train.optimizer = "adam"
+  images = [smooth_image(16, 16, seed=1), smooth_image(16, 16, seed=2)]
+  lmbdas = [1e-3, 2e-2]
+  together = compress_images_batched(images, tiny_config, lmbdas)
+  for img, row in zip(images, together):
+    alone = compress_image_batched(img, tiny_config, lmbdas)
+    for a, b in zip(row, alone):
+      np.testing.assert_allclose(a.metrics["psnr"], b.metrics["psnr"], rtol=2e-3)
+      np.testing.assert_allclose(a.metrics["bpp_estimated"], b.metrics["bpp_estimated"],
+                                 rtol=2e-2)
+  # the two images really were trained on their own pixels
+  assert abs(together[0][0].metrics["psnr"] - together[1][0].metrics["psnr"]) > 0.1
+  with pytest.raises(ValueError, match="share a shape"):
+    compress_images_batched([images[0], smooth_image(16, 20)], tiny_config, lmbdas)

@@ -1,8 +1,10 @@
-"""Lambda-batched overfitting: several RD points of one image in one program.
+"""Batched overfitting: several RD points, of one image or of several images of one
+shape, in one program.
 
-The parameter sets (one per lambda) are stacked on a leading axis and the training
-chunk is ``vmap``-ed over it; with several devices the stack is sharded over a
-1-D mesh (``jax.sharding``), so a sweep's lambdas for one image run in parallel.
+The parameter sets (one per lambda, or per image x lambda) are stacked on a leading
+axis and the training chunk is ``vmap``-ed over it (the images too when there are
+several); with several devices the stack is sharded over a 1-D mesh
+(``jax.sharding``), so a sweep's encodes of one shape run in parallel.
 """
 from __future__ import annotations
 
@@ -42,15 +44,21 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
                     devices: Sequence[jax.Device] | None = None,
                     on_chunk: Callable[[int, int], None] | None = None,
                     evaluate: Callable | None = None) -> list[dict]:
-  """Trains one parameter set per lambda jointly; returns their trained params.
+  """Trains one parameter set per entry of ``lmbdas`` jointly; returns their params.
 
-  All sets start from the same initialisation (same seed), so they differ only in
-  lambda; with ``train.warmup`` each lambda goes on from its own best candidate.
-  ``on_chunk(steps_done, total)`` reports progress (steps per lambda, warm-up
+  ``image``: ``(H, W, 3)``, shared by every entry (several lambdas of one image), or
+  ``(N, H, W, 3)`` with ``N = len(lmbdas)``, entry ``i`` trained on ``image[i]``
+  (several images x lambdas of one shape in one program). All sets start from the
+  same initialisation (same seed), as the same encodes run one by one would; with
+  ``train.warmup`` each entry goes on from its own best candidate.
+  ``on_chunk(steps_done, total)`` reports progress (steps per entry, warm-up
   candidates counted).
   """
   devices = list(devices or jax.devices())
   n = len(lmbdas)
+  per_image = np.ndim(image) == 4
+  if per_image and len(image) != n:
+    raise ValueError(f"{len(image)} images for {n} lambdas: give one image per entry")
   # Pad the batch to a multiple of the device count (padding rows are dropped).
   padded = -(-n // len(devices)) * len(devices)
   lm = list(lmbdas) + [lmbdas[-1]] * (padded - n)
@@ -60,13 +68,19 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   params = codec.init(k_init)
   optimizer = overfit_lib.make_optimizer(tc)
   chunk_size = max(1, min(int(tc.chunk_size), total))
-  chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=True)
+  mode = "images" if per_image else True
+  chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=mode)
   hypers = lambda_hypers(config, soft_steps, total, lm)
   image_j = jnp.asarray(image, jnp.float32)
-  evaluate = evaluate or overfit_lib.eval_fn(codec, image_j, config)
+  if per_image and padded > n:
+    image_j = jnp.concatenate([image_j, jnp.repeat(image_j[-1:], padded - n, axis=0)])
+  evaluate = evaluate or overfit_lib.eval_fn(codec, image_j[0] if per_image else image_j,
+                                             config)
+  evaluators = ([evaluate.on(image_j[i]) for i in range(padded)] if per_image
+                else [evaluate] * padded)
   done, offset = 0, 0
   if warmup.stages(config):
-    # Progress in steps per lambda, every candidate's counted (num_steps budgets them).
+    # Progress in steps per entry, every candidate's counted (num_steps budgets them).
     reported = [0]
 
     def on_steps(steps, aux):
@@ -76,7 +90,7 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
 
     warm_chunk = chunk if warmup.chunk_length(config) == chunk_size else \
         overfit_lib.build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
-                                   batched=True)
+                                   batched=mode)
     carry = warmup.run(
         codec, image_j, config,
         overfit_lib.candidate_carry(codec, params, optimizer, k_init, k_train), hypers,
@@ -90,7 +104,8 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
     split = NamedSharding(mesh, PartitionSpec("batch"))
     carry = jax.device_put(carry, split)
     hyper = jax.device_put(hyper, split)
-    image_j = jax.device_put(image_j, NamedSharding(mesh, PartitionSpec()))
+    image_j = jax.device_put(image_j, split if per_image
+                             else NamedSharding(mesh, PartitionSpec()))
   while done < total:
     carry, _ = chunk(carry, image_j, hyper)
     jax.block_until_ready(carry)
@@ -101,7 +116,7 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   for i in range(n):
     last = _unstack(carry[0], i)
     out.append(last if soft_steps == total else overfit_lib.keep_better(
-        last, _unstack(carry[4], i), carry[5][i], evaluate, lm[i]))
+        last, _unstack(carry[4], i), carry[5][i], evaluators[i], lm[i]))
   return out
 
 
@@ -111,20 +126,48 @@ def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
                            on_chunk: Callable[[int, int], None] | None = None
                            ) -> list[CompressResult]:
   """``compress_image`` of one region for several lambdas at once; one result each."""
+  return compress_images_batched([image], config, lmbdas, devices, on_chunk)[0]
+
+
+def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections.ConfigDict,
+                            lmbdas: Sequence[float],
+                            devices: Sequence[jax.Device] | None = None,
+                            on_chunk: Callable[[int, int], None] | None = None
+                            ) -> list[list[CompressResult]]:
+  """``compress_image`` of one region for every image x lambda, trained in one program.
+
+  ``images``: ``(H, W, 3)`` arrays of one shape (``ValueError`` otherwise). Returns
+  ``results[i][j]`` for image ``i`` at ``lmbdas[j]``; each equals the same encode run
+  alone up to the order of float reductions. The finalize (weight-step search,
+  quantization) runs image by image on programs compiled once for the shape.
+  """
   t0 = time.perf_counter()
-  image = image_io.validate_image(image)
-  height, width = image.shape[:2]
+  images = [image_io.validate_image(im) for im in images]
+  shapes = {im.shape for im in images}
+  if len(shapes) != 1:
+    raise ValueError(f"images of one batch must share a shape, got {sorted(shapes)}")
+  height, width = images[0].shape[:2]
   codec = Codec.from_config(config.model, height, width, **memory_bounds(config))
-  evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config)
-  trained = overfit_batched(codec, image, config, lmbdas,
-                            jax.random.PRNGKey(int(config.seed)), devices=devices,
-                            on_chunk=on_chunk, evaluate=evaluate)
-  train_seconds = (time.perf_counter() - t0) / len(lmbdas)
-  searches = search_evaluators(codec, jnp.asarray(image), config)   # one pair for all
+  evaluate = overfit_lib.eval_fn(codec, jnp.asarray(images[0]), config)
+  key = jax.random.PRNGKey(int(config.seed))
+  if len(images) == 1:
+    trained = overfit_batched(codec, images[0], config, lmbdas, key, devices=devices,
+                              on_chunk=on_chunk, evaluate=evaluate)
+  else:
+    stack = np.stack([im for im in images for _ in lmbdas])
+    trained = overfit_batched(codec, stack, config, list(lmbdas) * len(images), key,
+                              devices=devices, on_chunk=on_chunk, evaluate=evaluate)
+  train_seconds = (time.perf_counter() - t0) / (len(lmbdas) * len(images))
+  rate_of, dist_of = search_evaluators(codec, jnp.asarray(images[0]), config)
   results = []
-  for lmbda, params in zip(lmbdas, trained):
-    cfg = config.copy_and_resolve_references()
-    cfg.lmbda = float(lmbda)
-    results.append(finalize(codec, params, image, cfg, evaluate, searches,
-                            codec.lmbda_array(float(lmbda)), train_seconds))
+  for i, image in enumerate(images):
+    img = jnp.asarray(image)
+    ev, searches = evaluate.on(img), (rate_of.on(img), dist_of.on(img))
+    per_image = []
+    for j, lmbda in enumerate(lmbdas):
+      cfg = config.copy_and_resolve_references()
+      cfg.lmbda = float(lmbda)
+      per_image.append(finalize(codec, trained[i * len(lmbdas) + j], image, cfg, ev,
+                                searches, codec.lmbda_array(float(lmbda)), train_seconds))
+    results.append(per_image)
   return results

@@ -124,7 +124,9 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
 
   With ``batched=True`` the carry and hyper have a leading axis (one entry per
   parameter set, e.g. per lambda) and the chunk is ``vmap``-ed over it: the whole
-  batch trains in one program, sharded by whatever sharding its inputs carry.
+  batch trains in one program, sharded by whatever sharding its inputs carry. With
+  ``batched="images"`` the image has that axis too (one image per entry, all of one
+  shape: several images x lambdas in one program).
 
   carry = (params, opt_state, step, key, best_params, best_loss); hyper = dict of
   traced scalars (``hyper_params``), so one compiled program serves every lambda,
@@ -182,6 +184,8 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
                               length=chunk_size)
     return carry, jax.tree_util.tree_map(lambda a: a[-1], aux)
 
+  if batched == "images":
+    return jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0)))
   if batched:
     return jax.jit(jax.vmap(chunk, in_axes=(0, None, 0)))
   return jax.jit(chunk)
@@ -191,8 +195,10 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
             keys: tuple[str, ...] | None = None) -> Callable:
   """Jitted ``(params, lmbda=None) -> (loss, aux, recon)``: hard latents, float weights.
 
-  One compiled program serves the best-parameter check and the final measurement.
-  ``recon`` is the unclipped ``(H, W, 3)`` float image. ``default_lmbda``: scalar or
+  One compiled program serves the best-parameter check and the final measurement,
+  and other images of the same shape: ``eval_fn(...).on(other_image)`` is the same
+  function on ``other_image`` (no new compilation). ``recon`` is the unclipped
+  ``(H, W, 3)`` float image. ``default_lmbda``: scalar or
   per-region array (default ``config.lmbda``). ``keys``: the program returns only
   ``{key: aux[key]}``, and XLA drops what those do not need (the synthesis for
   ``("region_latent_bits",)``, the entropy model for ``("mse", "mse_layer0")``): the
@@ -205,12 +211,18 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
   # The image is an argument, not a closed-over constant: XLA would otherwise embed
   # (and constant-fold over) an (H, W, 3) array in the program.
   evaluate_jit = jax.jit(terms)
-  image = jnp.asarray(image, jnp.float32)
-
   if default_lmbda is None:
     default_lmbda = float(config.lmbda)
-  return lambda params, lmbda=None: evaluate_jit(
-      params, jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32), image)
+
+  def on(img):
+    img = jnp.asarray(img, jnp.float32)
+
+    def evaluate(params, lmbda=None):
+      lm = jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32)
+      return evaluate_jit(params, lm, img)
+    evaluate.on = on
+    return evaluate
+  return on(image)
 
 
 def noise_range(train_config: ml_collections.ConfigDict) -> tuple[float, float]:

@@ -87,6 +87,9 @@ def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
         on_steps: Callable[[int, dict], None] | None = None) -> tuple:
   """Runs the warm-up for every entry of ``hypers`` (one per lambda); returns the
   kept carries stacked on a leading axis, one per entry, at step ``warmup_steps``.
+  ``image``: one ``(H, W, 3)`` image for every entry, or ``(N, H, W, 3)``, one per entry
+  (then ``batched_chunk`` is ``build_chunk_fn(..., batched="images")`` and each entry's
+  candidates are ranked on its own image, ``evaluate.on(image[i])``).
 
   ``init_carry(j)``: the training carry of candidate ``j`` (candidate 0 is the run
   without warm-up); ``batched_chunk``: ``build_chunk_fn(..., batched=True)`` with
@@ -101,10 +104,14 @@ def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
   # Batch layout: entry (i, j) = lambda i, candidate j, at index i * c + j.
   carry = _stack([carries[j] for _ in range(n_lm) for j in range(first)])
   length = chunk_length(config)
+  per_entry = jnp.ndim(image) == 4
+  evaluators = ([evaluate.on(image[i]) for i in range(n_lm)] if per_entry
+                else [evaluate] * n_lm)
   for stage, (cands, steps) in enumerate(plan):
     hyper = _stack([h for h in hypers for _ in range(cands)])
+    images = (jnp.repeat(jnp.asarray(image), cands, axis=0) if per_entry else image)
     for _ in range(steps // length):
-      carry, aux = batched_chunk(carry, image, hyper)
+      carry, aux = batched_chunk(carry, images, hyper)
       aux = jax.device_get(aux)
       if on_steps is not None:
         best = int(np.nanargmin(np.where(np.isfinite(aux["loss"]), aux["loss"], np.nan))
@@ -112,9 +119,8 @@ def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
         on_steps(length * n_lm * cands,
                  {k: np.asarray(v)[best] for k, v in aux.items()})
     params = carry[0]
-    losses = np.array([[float(evaluate(jax.tree_util.tree_map(lambda x: x[i * cands + j],
-                                                              params),
-                                       hypers[i]["lmbda"])[0])
+    losses = np.array([[float(evaluators[i](
+        jax.tree_util.tree_map(lambda x: x[i * cands + j], params), hypers[i]["lmbda"])[0])
                         for j in range(cands)] for i in range(n_lm)])
     losses = np.where(np.isfinite(losses), losses, np.inf)
     keep = plan[stage + 1][0] if stage + 1 < len(plan) else 1
