@@ -22,6 +22,9 @@ def get_config():
   # (moric_jax/eval/anchors.py): "all", "none" or names, e.g. "coolchic50,c3".
   config.anchors = "all"
   config.batch_lmbdas = True    # Train an image's lambdas together (vmap, sharded).
+  # With batch_lmbdas: up to this many images of one coded shape train together with
+  # their lambdas (one image x lambda stack per job; pays on a GPU, not on 2 CPU cores).
+  config.batch_images = 1
   config.output_dir = "runs/sweep"
   launch.add_launch_fields(config)
   return config

@@ -148,3 +148,39 @@ def test_collect_unknown_anchor_is_one_line(tmp_path):
   assert proc.returncode != 0
   assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown anchor")
   assert "Traceback" not in proc.stderr
+
+
+def test_batch_images_groups_same_shapes_into_one_job(tmp_path):
+  """--config.batch_images=2: same-shape images share a job (one image x lambda
+  stack), another shape gets its own; every row is a real file's."""
+  from configs import sweep as sweep_cfg
+  from moric_jax.sweeps import rd
+  for name, (h, w), seed in (("a", (16, 16), 0), ("b", (16, 16), 1), ("c", (16, 20), 2),
+                             ("d", (16, 16), 3)):
+    img = (smooth_image(h, w, seed=seed) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / f"{name}.png")
+  cfg = sweep_cfg.get_config()
+  cfg.batch_images = 2
+  cfg.lmbdas = (0.001, 0.02)
+  paths = [str(tmp_path / f"{n}.png") for n in "abcd"]
+  jobs = rd.make_jobs(cfg, paths, set(), "h", "")
+  assert sorted(j.args.get("names", [j.args.get("name")]).__repr__() for j in jobs) == [
+      "['a', 'b']", "['c']", "['d']"]
+  assert rd.config_hash(cfg) == rd.config_hash(sweep_cfg.get_config())
+  out = tmp_path / "sweep"
+  proc = _run(["--config=configs/sweep.py", f"--config.images={tmp_path}/[ab].png",
+               "--config.lmbdas=0.001,0.02", f"--config.output_dir={out}",
+               "--config.num_steps=20", "--config.train.chunk_size=10",
+               "--config.quant.num_deltas=5", "--config.baselines=()",
+               "--config.batch_images=2"])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "1 job(s)" in proc.stdout
+  with (out / "results.csv").open() as f:
+    rows = list(csv.DictReader(f))
+  assert {(r["image"], float(r["lmbda"])) for r in rows} == {
+      (i, l) for i in "ab" for l in (0.001, 0.02)}
+  for r in rows:
+    f = out / "files" / f"{r['image']}_lmbda{float(r['lmbda']):g}.moric"
+    assert f.stat().st_size == int(r["bytes"]) and np.isfinite(float(r["psnr"]))
+  by = {(r["image"], float(r["lmbda"])): float(r["psnr"]) for r in rows}
+  assert by[("a", 0.001)] != by[("b", 0.001)]   # each trained on its own pixels

@@ -38,7 +38,7 @@ from moric_jax.sweeps import launch
 FIELDS = list(report.FIELDS)   # a row is the encode's report, flat (eval/report.py)
 BASELINE_FIELDS = ["image", "codec", "quality", "num_bytes", "bpp", "psnr", "ms_ssim"]
 # Fields that do not change what one encode computes (left out of the config hash).
-SWEEP_ONLY = report.PER_RUN + launch.LAUNCH_FIELDS
+SWEEP_ONLY = report.PER_RUN + ("batch_images",) + launch.LAUNCH_FIELDS
 WORK_FN = "moric_jax.sweeps.rd:run_job"
 
 
@@ -100,11 +100,26 @@ def write_plan(config, out: Path, images: list[str]) -> dict:
   return plan
 
 
+def coded_shape(path: str, crop: int) -> tuple[int, int]:
+  """``(H, W)`` of the image a sweep codes from ``path`` (after the centre crop),
+  read from the file's header."""
+  from PIL import Image
+  with Image.open(path) as im:
+    w, h = im.size
+  return (min(crop, h, w),) * 2 if crop else (h, w)
+
+
 def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
               ) -> list[launch.Job]:
-  """Jobs for the rows not in ``done`` (keys): per image (batched) or per row."""
+  """Jobs for the rows not in ``done`` (keys): per image (batched) or per row.
+
+  With ``batch_lmbdas`` and ``batch_images=N > 1``, images of one coded shape that
+  still need the same lambdas share a job of up to ``N`` images, trained as one
+  image x lambda stack (``train.batched.compress_images_batched``).
+  """
   cfg = codec_config(config)
   jobs = []
+  groups: dict[tuple, list[str]] = {}
   for path in images:
     name = Path(path).stem
     todo = [l for l in lmbdas_of(config) if row_key(name, l, chash) not in done]
@@ -112,12 +127,25 @@ def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
       continue
     args = {"path": str(Path(path).absolute()), "name": name, "config": cfg,
             "chash": chash, "commit": commit}
-    if config.batch_lmbdas and len(todo) > 1:
+    if config.batch_lmbdas and int(config.get("batch_images", 1)) > 1:
+      shape = coded_shape(path, int(config.get("crop", 0)))
+      groups.setdefault((shape, tuple(todo)), []).append(path)
+    elif config.batch_lmbdas and len(todo) > 1:
       jobs.append(launch.Job(f"{name}__{chash}", WORK_FN, dict(args, lmbdas=todo),
                              int(config.num_steps)))
     else:
       jobs.extend(launch.Job(row_key(name, l, chash), WORK_FN, dict(args, lmbdas=[l]),
                              int(config.num_steps)) for l in todo)
+  cap = int(config.get("batch_images", 1))
+  for (_, todo), paths in groups.items():
+    for k in range(0, len(paths), cap):
+      part = paths[k:k + cap]
+      names = [Path(p).stem for p in part]
+      label = names[0] if len(part) == 1 else f"{names[0]}+{len(part) - 1}"
+      jobs.append(launch.Job(f"{label}__{chash}", WORK_FN, {
+          "paths": [str(Path(p).absolute()) for p in part], "names": names,
+          "config": cfg, "chash": chash, "commit": commit, "lmbdas": list(todo)},
+          int(config.num_steps)))
   return jobs
 
 
@@ -137,6 +165,9 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
   """
   from moric_jax import api
 
+  if "paths" in args:
+    _run_image_batch(args, ctx)
+    return
   config = ml_collections.ConfigDict(args["config"])
   name, chash, commit = args["name"], args["chash"], args["commit"]
   image = load_crop(args["path"], int(config.crop), int(config.max_pixels))
@@ -183,6 +214,37 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
     ctx.emit(row_key(name, lmbda, chash), row)
     print(f"  {name} lambda={lmbda:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
           f"encode {secs:.1f} s, decode {row['decode_seconds']:.2f} s", flush=True)
+
+
+def _run_image_batch(args: dict, ctx: launch.JobContext) -> None:
+  """Work function part for a job of several same-shape images x lambdas."""
+  from moric_jax import api
+  from moric_jax.train.batched import compress_images_batched
+
+  config = ml_collections.ConfigDict(args["config"])
+  chash, commit = args["chash"], args["commit"]
+  images = [load_crop(p, int(config.crop), int(config.max_pixels)) for p in args["paths"]]
+  lmbdas = [float(l) for l in args["lmbdas"]]
+  names = args["names"]
+  desc = f"{len(names)} images x{len(lmbdas)} lambdas"
+  t0 = time.perf_counter()
+  results = compress_images_batched(images, config, lmbdas,
+                                    on_chunk=lambda d, t: ctx.progress(d, t, desc))
+  ctx.close_bar()
+  per = (time.perf_counter() - t0) / (len(lmbdas) * len(images))
+  out = ctx.out_dir
+  for name, image, row_results in zip(names, images, results):
+    for lmbda, result in zip(lmbdas, row_results):
+      cfg = config.copy_and_resolve_references()
+      cfg.lmbda = lmbda
+      t1 = time.perf_counter()
+      data, info = api.package(image, result, cfg)
+      info["lmbda"] = lmbda
+      image_io.atomic_write_bytes(out / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
+      row = _row(name, image, info, config, chash, commit, per + time.perf_counter() - t1)
+      ctx.emit(row_key(name, lmbda, chash), row)
+      print(f"  {name} lambda={lmbda:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
+            f"encode {row['encode_seconds']:.1f} s", flush=True)
 
 
 def mean_curve(rows: list[dict], key_field: str) -> tuple[list[float], list[float]]:
