@@ -32,7 +32,9 @@ def get_config():
       "frozen_final": FROZEN,
       "networks_clip_decay": NETS,
       "warmup": WARM,
+      "warmup_clamp": WARM + ";train.clamp_output=True",
       "cc5_procedure": WARM + ";quant.rdoq=True",
+      "cc5_procedure_clamp": WARM + ";quant.rdoq=True;train.clamp_output=True",
   })
   config.report_bpp = 0.491
   return config

@@ -62,6 +62,8 @@ def default() -> ml_collections.ConfigDict:
   # What rate and ARM context see in the soft phase: "two_tensor" (s(y) + n; the
   # synthesis s(s(y) + n)) | "one_tensor" (s(s(y) + n) for all three, Cool-chic 5).
   config.train.proxy = "two_tensor"
+  # Distortion on the output clipped to [0, 1] while training (Cool-chic 5).
+  config.train.clamp_output = False
   # Warm-up: candidate initialisations per stage, each stage round(fraction * num_steps)
   # steps; the best go on (their steps count in num_steps). () = no warm-up.
   config.train.warmup = ml_collections.ConfigDict(dict(candidates=(), fraction=0.025))
@@ -113,7 +115,8 @@ def coolchic5_procedure(config: ml_collections.ConfigDict) -> ml_collections.Con
   """Cool-chic 5's encoder procedure on ``config`` (in place; returned): one
   quantization proxy ``s(s(y) + n)`` with Gaussian noise 0.22 -> 0.15 and temperature
   0.35 -> 0.08, a final 5% of hard symbols with the latents frozen (cosine from 1e-4),
-  gradient clipping 0.1 and weight decay 0.01 on the networks only, warm-up 5 -> 2
+  gradient clipping 0.1 and weight decay 0.01 on the networks only, the output clamped
+  to [0, 1] in the distortion, warm-up 5 -> 2
   candidates (50 steps each at 2,000 steps), weight RDOQ
   (../shared/notes/coolchic5-recipe.md)."""
   t = config.train
@@ -127,6 +130,7 @@ def coolchic5_procedure(config: ml_collections.ConfigDict) -> ml_collections.Con
   t.clip_scope = "networks"
   t.clip_norm = 0.1
   t.weight_decay = 0.01
+  t.clamp_output = True
   t.warmup = ml_collections.ConfigDict(dict(candidates=(5, 2), fraction=0.025))
   config.quant.rdoq = True
   return config

@@ -92,3 +92,21 @@ def test_clipping_and_decay_on_the_networks_only():
              if not isinstance(v["latents"][0], optax.MaskedNode)]
     return float(found[0][0])
   assert latent_nu(seen["global"]) < 1.0 < latent_nu(seen["networks"])
+
+
+def test_clamped_output_measures_what_the_decoder_shows(image32):
+  """With clamp_output the distortion is that of the [0, 1]-clipped image, and pixels
+  pushed out of range get no gradient."""
+  config = presets.default()
+  codec = Codec.from_config(config.model, 32, 32)
+  params = codec.init(jax.random.PRNGKey(0))
+  params["lsn"] = jax.tree_util.tree_map(lambda w: w * 40.0, params["lsn"])  # overshoot
+  kw = dict(mode="hard")
+  _, aux_free, recon = codec.rd_terms(params, jnp.asarray(image32), 0.01, 1 / 128, **kw)
+  _, aux_clip, clipped = codec.rd_terms(params, jnp.asarray(image32), 0.01, 1 / 128,
+                                        clamp_output=True, **kw)
+  assert float(jnp.max(jnp.abs(recon - 0.5))) > 0.5          # really out of range
+  np.testing.assert_allclose(clipped, np.clip(recon, 0, 1), atol=1e-6)
+  want = np.mean((np.clip(np.asarray(recon), 0, 1) - image32) ** 2)
+  assert float(aux_clip["mse"]) == pytest.approx(want, rel=1e-5)
+  assert float(aux_clip["mse"]) < float(aux_free["mse"])

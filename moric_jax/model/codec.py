@@ -288,12 +288,14 @@ class Codec:
 
   def rd_terms(self, params: dict, image: jax.Array, lmbda, weight_delta: float, *,
                mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None,
-               noise: str = "kumaraswamy", proxy: str = "two_tensor"
-               ) -> tuple[jax.Array, dict, jax.Array]:
+               noise: str = "kumaraswamy", proxy: str = "two_tensor",
+               clamp_output: bool = False) -> tuple[jax.Array, dict, jax.Array]:
     """``(loss, aux, composed image)``; ``lmbda`` is a scalar or ``(R,)`` per region.
     ``noise`` / ``noise_a``: the soft phase's noise and its level
     (``quantize.training_noise``); ``proxy``: what the rate and the ARM's context see
-    in the soft phase (``quantize.quantize_for_training``).
+    in the soft phase (``quantize.quantize_for_training``); ``clamp_output``: the
+    distortion is measured on the image clipped to [0, 1], as the decoder's 8-bit output
+    is (no gradient through clipped pixels).
 
     ``mode="train"`` mixes soft and straight-through quantization by the traced
     boolean ``ste``, so both training phases share one compiled program.
@@ -316,6 +318,9 @@ class Codec:
       for_rate, for_synth = for_rate * coded, for_synth * coded
     lat_bits = self.region_latent_bits(params["arm"], _split(for_rate, shapes))
     recon, out0 = self.synthesize(params, _split(for_synth, shapes))
+    if clamp_output:
+      recon = jnp.clip(recon, 0.0, 1.0)
+      out0 = None if out0 is None else jnp.clip(out0, 0.0, 1.0)
     pixels = self.shown_pixels
     err = jnp.sum((recon - image) ** 2, axis=-1)
     labels = self.layout.labels

@@ -43,13 +43,13 @@ class ChunkStats:
 
 def loss_terms(params: dict, codec: Codec, image: jax.Array, lmbda, weight_delta: float,
                *, mode: str, temperature=0.3, noise_a=1.0, key=None, ste=None,
-               noise: str = "kumaraswamy", proxy: str = "two_tensor"
-               ) -> tuple[jax.Array, dict, jax.Array]:
+               noise: str = "kumaraswamy", proxy: str = "two_tensor",
+               clamp_output: bool = False) -> tuple[jax.Array, dict, jax.Array]:
   """``(D + lmbda * R, aux, recon)`` (``Codec.rd_terms``); R in bpp: latent bits +
   estimated weight bits. ``lmbda``: scalar or ``(R,)`` per region."""
   return codec.rd_terms(params, image, lmbda, weight_delta, mode=mode,
                         temperature=temperature, noise_a=noise_a, key=key, ste=ste,
-                        noise=noise, proxy=proxy)
+                        noise=noise, proxy=proxy, clamp_output=clamp_output)
 
 
 def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:
@@ -142,6 +142,7 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   if final_phase not in FINAL_PHASES:
     raise ValueError(f"train.final_phase must be one of {FINAL_PHASES}, got {final_phase!r}")
   final_cosine = str(tc.get("final_lr_schedule", "constant")) == "cosine"
+  clamp = bool(tc.get("clamp_output", False))
 
   def one_step(image, hyper, carry, _):
     params, opt_state, step, key, best_params, best_loss = carry
@@ -154,7 +155,7 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     (loss, aux), grads = grad_fn(params, codec, image, hyper["lmbda"], tc.weight_delta,
                                  mode="train", temperature=temperature,
                                  noise_a=noise_level, key=jax.random.fold_in(key, step),
-                                 ste=ste, noise=noise, proxy=proxy)
+                                 ste=ste, noise=noise, proxy=proxy, clamp_output=clamp)
     active = step < hyper["total_steps"]
     # In the straight-through phase the forward pass is the hard loss: keep the best.
     better = ste & active & (loss < best_loss)
@@ -205,7 +206,8 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
   weight-step searches' cheaper evaluations.
   """
   def terms(params, lmbda, img):
-    out = loss_terms(params, codec, img, lmbda, config.train.weight_delta, mode="hard")
+    out = loss_terms(params, codec, img, lmbda, config.train.weight_delta, mode="hard",
+                     clamp_output=bool(config.train.get("clamp_output", False)))
     return out if keys is None else {k: out[1][k] for k in keys}
 
   # The image is an argument, not a closed-over constant: XLA would otherwise embed
