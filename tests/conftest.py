@@ -35,4 +35,5 @@ def tiny_config():
   config.train.chunk_size = 40
   config.lmbda = 1e-4
   config.quant.num_deltas = 9
+  config.train.warmup.candidates = ()   # warm-up has its own tests (test_warmup.py)
   return config

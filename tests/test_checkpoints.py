@@ -35,6 +35,31 @@ def test_resume_from_checkpoint_gives_the_same_result(image32, tiny_config, tmp_
   assert resumed.metrics["bpp_estimated"] == full.metrics["bpp_estimated"]
 
 
+def test_resume_after_the_warm_up_gives_the_same_result(image32, tiny_config, tmp_path):
+  """The default warms up (5 -> 2 candidates) before its checkpointed trajectory: an
+  encode interrupted after the warm-up resumes to the uninterrupted result."""
+  tiny_config.num_steps = 200
+  tiny_config.train.chunk_size = 20
+  tiny_config.train.warmup.candidates = (3, 2)
+  tiny_config.train.warmup.fraction = 0.05        # 10 steps per stage
+  full = compress_image(image32, tiny_config)
+  tiny_config.checkpoint.dir = str(tmp_path / "ckpt")
+  tiny_config.checkpoint.every_steps = 20
+
+  class Interrupt(Exception):
+    pass
+
+  def interrupt(stats):
+    if stats.phase != "warm-up" and stats.step >= 120:
+      raise Interrupt
+
+  with pytest.raises(Interrupt):
+    compress_image(image32, tiny_config, on_chunk=interrupt)
+  resumed = compress_image(image32, tiny_config)
+  np.testing.assert_array_equal(resumed.reconstruction, full.reconstruction)
+  assert resumed.metrics["bpp_estimated"] == full.metrics["bpp_estimated"]
+
+
 def test_checkpoint_dir_of_another_run_is_refused(image32, tiny_config, tmp_path):
   tiny_config.num_steps = 20
   tiny_config.train.chunk_size = 20

@@ -33,8 +33,13 @@ def test_config_files_load(name):
 
 
 def test_presets_registry():
-  assert set(presets.PRESETS) == {"default", "fast", "paper"}
-  assert presets.fast().num_steps < presets.default().num_steps < presets.paper_kodak().num_steps
+  assert set(presets.PRESETS) == {"default", "fast", "paper", "coolchic5"}
+  assert (presets.fast().num_steps < presets.default().num_steps
+          < presets.coolchic5().num_steps < presets.paper_kodak().num_steps)
+  # The default trains with Cool-chic 5's procedure, RDOQ off; paper and coolchic5 on.
+  d = presets.default()
+  assert d.train.proxy == "one_tensor" and d.train.final_phase == "frozen"
+  assert not d.quant.rdoq and presets.paper_kodak().quant.rdoq and presets.coolchic5().quant.rdoq
 
 
 def test_macs_per_pixel_c3_sized_model():

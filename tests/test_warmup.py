@@ -25,7 +25,7 @@ def test_stages_and_step_accounting(tiny_config):
   assert warmup.extra_steps(cfg) == 4 * 50 + 1 * 50
   assert warmup.warmup_steps(cfg) == 100
   soft, total = overfit.phase_steps(cfg)
-  assert total == 2000 - 250 and soft == total - round(0.1 * total)
+  assert total == 2000 - 250 and soft == total - round(cfg.train.ste_fraction * total)
   assert warmup.chunk_length(cfg) == 50
   cfg.train.warmup.steps = (30, 0)           # a stage without steps is dropped
   assert warmup.stages(cfg) == [(5, 30)] and warmup.chunk_length(cfg) == 10
