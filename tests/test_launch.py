@@ -14,6 +14,7 @@ from tests.conftest import smooth_image
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config.train.chunk_size=10", "--config.quant.num_deltas=5",
+        "--config.train.warmup.candidates=()",
         "--config.baselines=()", "--config.slurm.gpus_per_task=0"]
 
 

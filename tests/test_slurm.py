@@ -27,6 +27,7 @@ from tests.conftest import smooth_image
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / ".ci" / "slurm" / "cluster.sh"
 TINY = ["--config.train.chunk_size=10", "--config.quant.num_deltas=5",
+        "--config.train.warmup.candidates=()",
         "--config.slurm.gpus_per_task=0", "--config.slurm.cpus_per_task=1",
         "--config.slurm.timeout_min=20", "--config.checkpoint.every_steps=10"]
 
