@@ -173,7 +173,6 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
   image = load_crop(args["path"], int(config.crop), int(config.max_pixels))
   lmbdas = [float(l) for l in args["lmbdas"]]
   total = int(config.num_steps)
-  out = ctx.out_dir
   encoded = []   # (lmbda, file bytes, info, encode seconds)
   if len(lmbdas) > 1:
     from moric_jax.train.batched import compress_image_batched
@@ -183,13 +182,8 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
         image, config, lmbdas, on_chunk=lambda d, t: ctx.progress(d, t, desc))
     ctx.close_bar()
     per = (time.perf_counter() - t0) / len(lmbdas)
-    for lmbda, result in zip(lmbdas, results):
-      cfg = config.copy_and_resolve_references()
-      cfg.lmbda = lmbda
-      t1 = time.perf_counter()
-      data, info = api.package(image, result, cfg)
-      info["lmbda"] = lmbda
-      encoded.append((lmbda, data, info, per + time.perf_counter() - t1))
+    encoded = [(lmbda, *_packaged(image, result, config, lmbda, per))
+               for lmbda, result in zip(lmbdas, results)]
   else:
     lmbda = lmbdas[0]
     key = row_key(name, lmbda, chash)
@@ -209,16 +203,32 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
     info["lmbda"] = lmbda
     encoded.append((lmbda, data, info, info["encode_seconds"]))
   for lmbda, data, info, secs in encoded:
-    image_io.atomic_write_bytes(out / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
-    row = _row(name, image, info, config, chash, commit, secs)
-    ctx.emit(row_key(name, lmbda, chash), row)
-    print(f"  {name} lambda={lmbda:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
-          f"encode {secs:.1f} s, decode {row['decode_seconds']:.2f} s", flush=True)
+    _emit(ctx, name, image, lmbda, config, chash, commit, data, info, secs)
+
+
+def _packaged(image, result, config, lmbda: float, train_share: float):
+  """``(file bytes, info, encode seconds)`` of one trained result of a batch: its
+  share of the batch's training plus its own packaging."""
+  from moric_jax import api
+  cfg = config.copy_and_resolve_references()
+  cfg.lmbda = lmbda
+  t1 = time.perf_counter()
+  data, info = api.package(image, result, cfg)
+  info["lmbda"] = lmbda
+  return data, info, train_share + time.perf_counter() - t1
+
+
+def _emit(ctx, name, image, lmbda, config, chash, commit, data, info, secs) -> None:
+  """Writes one encode's file and its row (``ctx.emit``), and prints the row."""
+  image_io.atomic_write_bytes(ctx.out_dir / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
+  row = _row(name, image, info, config, chash, commit, secs)
+  ctx.emit(row_key(name, lmbda, chash), row)
+  print(f"  {name} lambda={lmbda:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
+        f"encode {secs:.1f} s, decode {row['decode_seconds']:.2f} s", flush=True)
 
 
 def _run_image_batch(args: dict, ctx: launch.JobContext) -> None:
   """Work function part for a job of several same-shape images x lambdas."""
-  from moric_jax import api
   from moric_jax.train.batched import compress_images_batched
 
   config = ml_collections.ConfigDict(args["config"])
@@ -232,19 +242,10 @@ def _run_image_batch(args: dict, ctx: launch.JobContext) -> None:
                                     on_chunk=lambda d, t: ctx.progress(d, t, desc))
   ctx.close_bar()
   per = (time.perf_counter() - t0) / (len(lmbdas) * len(images))
-  out = ctx.out_dir
   for name, image, row_results in zip(names, images, results):
     for lmbda, result in zip(lmbdas, row_results):
-      cfg = config.copy_and_resolve_references()
-      cfg.lmbda = lmbda
-      t1 = time.perf_counter()
-      data, info = api.package(image, result, cfg)
-      info["lmbda"] = lmbda
-      image_io.atomic_write_bytes(out / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
-      row = _row(name, image, info, config, chash, commit, per + time.perf_counter() - t1)
-      ctx.emit(row_key(name, lmbda, chash), row)
-      print(f"  {name} lambda={lmbda:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
-            f"encode {row['encode_seconds']:.1f} s", flush=True)
+      _emit(ctx, name, image, lmbda, config, chash, commit,
+            *_packaged(image, result, config, lmbda, per))
 
 
 def mean_curve(rows: list[dict], key_field: str) -> tuple[list[float], list[float]]:
