@@ -91,6 +91,9 @@ def default() -> ml_collections.ConfigDict:
   # lambda: -3.3% BD-rate at 256x256, -2.2% of the file for +123 s at 768x512, so off
   # here to keep a 768x512 encode near 5 minutes; on in `paper`; CLI --rdoq).
   config.quant.rdoq = False
+  # Trials of the weight searches evaluated per call, over every codec of a stack
+  # (train/search_batches.py): 1 on a CPU; a GPU wants tens (experiments/gpu_check.py).
+  config.quant.search_batch = 1
   # Cool-chic 5's encoder procedure (one quantization proxy, Gaussian noise, frozen
   # final phase, clipping and decay on the networks, clamped output, warm-up): -16% to
   # -18% BD-rate on the kodim23 crop at 2,000 steps (WORKSPACE.md, "Compression at

@@ -21,8 +21,8 @@ from moric_jax import image_io
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit as overfit_lib
 from moric_jax.train import warmup
-from moric_jax.train.compress import (CompressResult, finalize, memory_bounds,
-                                     search_evaluators)
+from moric_jax.train.compress import (CompressResult, FinalizeJob, finalize_many,
+                                     memory_bounds, search_evaluators)
 
 
 def _stack(tree, n: int):
@@ -139,7 +139,9 @@ def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections
   ``images``: ``(H, W, 3)`` arrays of one shape (``ValueError`` otherwise). Returns
   ``results[i][j]`` for image ``i`` at ``lmbdas[j]``; each equals the same encode run
   alone up to the order of float reductions. The finalize (weight-step search,
-  quantization) runs image by image on programs compiled once for the shape.
+  quantization) runs the searches of every image x lambda in step on programs compiled
+  once for the shape (``compress.finalize_many``; ``config.quant.search_batch`` trials
+  per evaluation).
   """
   t0 = time.perf_counter()
   images = [image_io.validate_image(im) for im in images]
@@ -159,15 +161,15 @@ def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections
                               devices=devices, on_chunk=on_chunk, evaluate=evaluate)
   train_seconds = (time.perf_counter() - t0) / (len(lmbdas) * len(images))
   rate_of, dist_of = search_evaluators(codec, jnp.asarray(images[0]), config)
-  results = []
+  jobs = []
   for i, image in enumerate(images):
     img = jnp.asarray(image)
     ev, searches = evaluate.on(img), (rate_of.on(img), dist_of.on(img))
-    per_image = []
     for j, lmbda in enumerate(lmbdas):
       cfg = config.copy_and_resolve_references()
       cfg.lmbda = float(lmbda)
-      per_image.append(finalize(codec, trained[i * len(lmbdas) + j], image, cfg, ev,
-                                searches, codec.lmbda_array(float(lmbda)), train_seconds))
-    results.append(per_image)
+      jobs.append(FinalizeJob(trained[i * len(lmbdas) + j], image, cfg, ev, searches,
+                              codec.lmbda_array(float(lmbda)), train_seconds))
+  done = finalize_many(codec, jobs)
+  results = [done[i * len(lmbdas):(i + 1) * len(lmbdas)] for i in range(len(images))]
   return results

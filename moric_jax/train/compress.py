@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,7 @@ from moric_jax.model.codec import Codec
 from moric_jax.regions import cstar, masks as masks_lib
 from moric_jax.train import checkpoints
 from moric_jax.train import overfit as overfit_lib
+from moric_jax.train import search_batches
 from moric_jax.train import weight_search
 
 
@@ -159,36 +160,82 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
   (``searches[1]``; ``search_evaluators``), each network's own bits weighed by its
   region's lambda, as in the training loss.
   """
+  return finalize_many(codec, [FinalizeJob(params, image, config, evaluate, searches,
+                                           lmbdas, train_seconds, list(contours))])[0]
+
+
+@dataclasses.dataclass
+class FinalizeJob:
+  """One trained codec of a stack to finalize (arguments of ``finalize``)."""
+  params: dict
+  image: np.ndarray
+  config: ml_collections.ConfigDict
+  evaluate: Callable
+  searches: tuple[Callable, Callable]
+  lmbdas: np.ndarray
+  train_seconds: float
+  contours: list[bytes] = dataclasses.field(default_factory=list)
+
+
+def finalize_many(codec: Codec, jobs: Sequence[FinalizeJob]) -> list[CompressResult]:
+  """``finalize`` of every job (trained codecs of one ``codec`` layout), their weight
+  searches run in step (``search_batches``): with ``config.quant.search_batch`` N > 1
+  (the first job's), the trials of all jobs are evaluated N at a time in one vmapped
+  program; 1 evaluates them one by one. Each job's ``encode_seconds`` counts an equal
+  share of the searches."""
   t0 = time.perf_counter()
+  batch = int(jobs[0].config.quant.get("search_batch", 1))
+  choices = search_batches.run_in_step(
+      [_weight_choices(codec, j.params, j.config, j.lmbdas) for j in jobs],
+      [{"rate": j.searches[0], "dist": j.searches[1]} for j in jobs], batch)
+  share = (time.perf_counter() - t0) / len(jobs)
+  return [_measured(codec, j, c, share) for j, c in zip(jobs, choices)]
+
+
+def _weight_choices(codec: Codec, params: dict, config: ml_collections.ConfigDict,
+                    lmbdas: np.ndarray):
+  """The searches of one codec's networks as one ``search_batches`` request chain;
+  returns ``{name: WeightChoice}`` (``"arm"``, shared networks, ``("lsn", j)``)."""
   pixels = codec.shown_pixels
   grid = weight_search.candidate_deltas(config.quant.delta_min, config.quant.delta_max,
                                         config.quant.num_deltas)
   lam = np.asarray(lmbdas, np.float64)
-  rate_of, dist_of = searches
   latent_cost = lambda a: float(np.dot(lam, np.asarray(a["region_latent_bits"]))) / pixels
   dist_cost = lambda a: float(a["mse"]) + codec.layer0_weight * float(a["mse_layer0"])
-  names = [("arm", latent_cost, lam[0], rate_of)]
-  names += [(n, dist_cost, lam[0], dist_of) for n in codec.shared_networks if n != "arm"]
+  names = [("arm", latent_cost, lam[0], "rate")]
+  names += [(n, dist_cost, lam[0], "dist") for n in codec.shared_networks if n != "arm"]
   rendered = codec.layout.rendered
-  names += [(("lsn", j), dist_cost, lam[r], dist_of) for j, r in enumerate(rendered)]
+  names += [(("lsn", j), dist_cost, lam[r], "dist") for j, r in enumerate(rendered)]
   per_tensor = bool(config.quant.get("tensor_steps", True))
   rdoq = bool(config.quant.get("rdoq", False))
+  tag = search_batches.tagged
   choice = {}
-  for n, c, l, aux_of in names:   # LSN 0 before the object LSNs coded relative to it
+  for n, c, l, which in names:   # LSN 0 before the object LSNs coded relative to it
     bits_of = None
     ref = codec.lsn_reference(n[1]) if isinstance(n, tuple) else None
     if ref is not None:
       base = choice[("lsn", ref)]
       bits_of = lambda k, d, base=base: weights_lib.int_tree_bits(
           network_layout.reference_residual(k, base.int_params, base.steps, d))
-    choice[n] = weight_search.search_network(params, n, grid, aux_of, float(l), pixels, c,
-                                             bits_of)
+    choice[n] = yield from tag(which, weight_search.search_network_steps(
+        params, n, grid, float(l), pixels, c, bits_of))
     if per_tensor and ref is None:   # object LSNs keep their one step (factors 16)
-      choice[n] = weight_search.refine_tensor_steps(params, n, choice[n], aux_of,
-                                                    float(l), pixels, c)
+      choice[n] = yield from tag(which, weight_search.refine_tensor_steps_steps(
+          params, n, choice[n], float(l), pixels, c))
     if rdoq and ref is None:
-      choice[n] = weight_search.round_towards_zero(params, n, choice[n], aux_of,
-                                                   float(l), pixels, c)
+      choice[n] = yield from tag(which, weight_search.round_towards_zero_steps(
+          params, n, choice[n], float(l), pixels, c))
+  return choice
+
+
+def _measured(codec: Codec, job: FinalizeJob, choice: dict, search_seconds: float
+              ) -> CompressResult:
+  """The result of one finalized job: quantized weights and latents, measured."""
+  t0 = time.perf_counter()
+  params, image, config, lmbdas = job.params, job.image, job.config, job.lmbdas
+  pixels = codec.shown_pixels
+  lam = np.asarray(lmbdas, np.float64)
+  rendered = codec.layout.rendered
   deltas = {n: choice[n].delta for n in codec.shared_networks}
   ints = {n: choice[n].int_params for n in codec.shared_networks}
   factors = {n: choice[n].factors for n in codec.shared_networks}
@@ -196,7 +243,8 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
   ints["lsn"] = [choice[("lsn", j)].int_params for j in range(len(rendered))]
   factors["lsn"] = [choice[("lsn", j)].factors for j in range(len(rendered))]
   symbols = [np.asarray(s) for s in codec.integer_symbols(params["latents"])]
-  _, aux, recon_f = evaluate(decoded_params(codec, ints, deltas, symbols, factors), lmbdas)
+  _, aux, recon_f = job.evaluate(decoded_params(codec, ints, deltas, symbols, factors),
+                                 lmbdas)
   aux = jax.device_get(aux)
   reconstruction = image_io.to_uint8(np.asarray(recon_f))
   weight_bits = sum(c.bits for c in choice.values())
@@ -208,8 +256,8 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
       "bpp_weights": weight_bits / pixels,
       "bpp_estimated": (latent_bits + weight_bits) / pixels,
       "num_steps": int(config.num_steps), "seed": int(config.seed),
-      "train_seconds": train_seconds,
-      "encode_seconds": train_seconds + time.perf_counter() - t0,
+      "train_seconds": job.train_seconds,
+      "encode_seconds": job.train_seconds + search_seconds + time.perf_counter() - t0,
       "height": codec.height, "width": codec.width,
       "lmbda": float(config.lmbda), "lmbdas": [float(x) for x in lam],
       "num_regions": codec.num_regions,
@@ -220,7 +268,7 @@ def finalize(codec: Codec, params: dict, image: np.ndarray,
       "num_params": {n: weights_lib.num_params(params[n]) for n in codec.networks},
       "macs_per_pixel": complexity.macs_per_pixel(codec),
   }
-  return CompressResult(codec=codec, params=params, contours=list(contours),
+  return CompressResult(codec=codec, params=params, contours=list(job.contours),
                         lmbdas=np.asarray(lmbdas, np.float32), deltas=deltas,
                         int_weights=ints, symbols=symbols, reconstruction=reconstruction,
                         metrics=m, factors=factors)

@@ -203,7 +203,9 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
   per-region array (default ``config.lmbda``). ``keys``: the program returns only
   ``{key: aux[key]}``, and XLA drops what those do not need (the synthesis for
   ``("region_latent_bits",)``, the entropy model for ``("mse", "mse_layer0")``): the
-  weight-step searches' cheaper evaluations.
+  weight-step searches' cheaper evaluations. ``.many(params, images, lmbda=None)``
+  evaluates a stack: ``params`` trees and ``(N, H, W, 3)`` ``images`` with a leading
+  axis of N, each entry on its own image (``search_batches``); ``.image`` is the image.
   """
   def terms(params, lmbda, img):
     out = loss_terms(params, codec, img, lmbda, config.train.weight_delta, mode="hard",
@@ -213,8 +215,13 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
   # The image is an argument, not a closed-over constant: XLA would otherwise embed
   # (and constant-fold over) an (H, W, 3) array in the program.
   evaluate_jit = jax.jit(terms)
+  many_jit = jax.jit(jax.vmap(terms, in_axes=(0, None, 0)))
   if default_lmbda is None:
     default_lmbda = float(config.lmbda)
+
+  def many(params, images, lmbda=None):
+    lm = jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32)
+    return many_jit(params, lm, images)
 
   def on(img):
     img = jnp.asarray(img, jnp.float32)
@@ -222,7 +229,7 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
     def evaluate(params, lmbda=None):
       lm = jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32)
       return evaluate_jit(params, lm, img)
-    evaluate.on = on
+    evaluate.on, evaluate.many, evaluate.image = on, many, img
     return evaluate
   return on(image)
 

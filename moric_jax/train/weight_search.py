@@ -11,7 +11,7 @@ single integers are moved one step towards zero where that lowers the cost
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Generator
 
 import jax
 import numpy as np
@@ -56,6 +56,24 @@ def _replace(params: dict, name, value) -> dict:
   return trial
 
 
+Search = Generator[list, list, "WeightChoice"]
+"""A search as a coroutine: it yields a list of trial parameter trees, is sent back
+the list of their evaluations (``aux`` dicts, host arrays) and returns its result.
+``run_search`` drives one with an evaluator, one trial at a time; ``finalize`` drives
+the searches of many codecs in step and evaluates their trials in batches."""
+
+
+def run_search(search: Generator, evaluate: Callable[[dict], dict]):
+  """Drives ``search`` (a ``Search``) to its end with ``evaluate(params) -> aux``,
+  one trial at a time; returns its result."""
+  try:
+    trials = next(search)
+    while True:
+      trials = search.send([jax.device_get(evaluate(t)) for t in trials])
+  except StopIteration as stop:
+    return stop.value
+
+
 def search_network(params: dict, name, deltas: np.ndarray,
                    evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
                    distortion_key: str, bits_of: Callable | None = None) -> WeightChoice:
@@ -70,33 +88,42 @@ def search_network(params: dict, name, deltas: np.ndarray,
   ``bits_of(int_params, delta)``: the network's bits as the file codes it (default:
   its integers under the per-tensor Laplace model).
   """
-  cost_of = _cost_fn(params, name, evaluate, lmbda, num_pixels, distortion_key, bits_of)
-  best, costs = None, []
-  for delta in deltas:
-    cost, int_p, bits = cost_of(float(delta))
-    costs.append(cost)
-    if best is None or cost < best[0]:
-      best = (cost, float(delta), int_p, bits)
-  return WeightChoice(delta=best[1], int_params=best[2], bits=best[3], costs=tuple(costs))
+  return run_search(search_network_steps(params, name, deltas, lmbda, num_pixels,
+                                         distortion_key, bits_of), evaluate)
 
 
-def _cost_fn(params, name, evaluate, lmbda, num_pixels, distortion_key, bits_of):
-  """``steps -> (RD cost, int params, bits)`` of ``params[name]`` quantized on
-  ``steps`` (one step, or per-tensor steps in leaf order)."""
-  def cost_of(steps):
+def search_network_steps(params: dict, name, deltas: np.ndarray, lmbda: float,
+                         num_pixels: int, distortion_key, bits_of: Callable | None = None
+                         ) -> Search:
+  """``search_network`` as a ``Search``: one request of ``len(deltas)`` trials."""
+  trial_of, cost_of = _cost_parts(params, name, lmbda, num_pixels, distortion_key, bits_of)
+  tried = [trial_of(float(d)) for d in deltas]
+  auxes = yield [t[2] for t in tried]
+  costs = [cost_of(a, t[1]) for a, t in zip(auxes, tried)]
+  best = int(np.argmin(costs))   # the first of equal costs, as a scan in order keeps
+  return WeightChoice(delta=float(deltas[best]), int_params=tried[best][0],
+                      bits=tried[best][1], costs=tuple(costs))
+
+
+def _cost_parts(params, name, lmbda, num_pixels, distortion_key, bits_of):
+  """``(trial_of, cost_of)``: ``trial_of(steps) -> (int params, bits, trial params)``
+  of ``params[name]`` quantized on ``steps`` (one step, or per-tensor steps in leaf
+  order); ``cost_of(aux, bits)`` the RD cost of an evaluated trial (inf if not finite)."""
+  def trial_of(steps):
     int_p = weights_lib.quantize_tree(_get(params, name), steps)
     bits = (weights_lib.int_tree_bits(int_p) if bits_of is None
             else float(bits_of(int_p, steps)))
-    trial = _replace(params, name, weights_lib.dequantize_tree(int_p, steps))
-    aux = jax.device_get(evaluate(trial))
+    return int_p, bits, _replace(params, name, weights_lib.dequantize_tree(int_p, steps))
+
+  def cost_of(aux, bits):
     if callable(distortion_key):
       cost = float(distortion_key(aux)) + lmbda * bits / num_pixels
     elif distortion_key == "mse":
       cost = float(aux["mse"]) + lmbda * bits / num_pixels
     else:
       cost = lmbda * (float(aux["bpp_latents"]) + bits / num_pixels)
-    return (cost if np.isfinite(cost) else float("inf")), int_p, bits
-  return cost_of
+    return cost if np.isfinite(cost) else float("inf")
+  return trial_of, cost_of
 
 
 def refine_tensor_steps(params: dict, name, choice: WeightChoice,
@@ -110,19 +137,32 @@ def refine_tensor_steps(params: dict, name, choice: WeightChoice,
   higher cost than ``choice`` on the file's float32 steps). ``len(candidates)`` - 1
   evaluations per tensor.
   """
-  cost_of = _cost_fn(params, name, evaluate, lmbda, num_pixels, distortion_key, bits_of)
+  return run_search(refine_tensor_steps_steps(params, name, choice, lmbda, num_pixels,
+                                              distortion_key, bits_of, candidates),
+                    evaluate)
+
+
+def refine_tensor_steps_steps(params: dict, name, choice: WeightChoice, lmbda: float,
+                              num_pixels: int, distortion_key,
+                              bits_of: Callable | None = None,
+                              candidates=weights_coding.STEP_FACTORS) -> Search:
+  """``refine_tensor_steps`` as a ``Search``: the unit factors, then one request per
+  tensor with all its other candidate factors."""
+  trial_of, cost_of = _cost_parts(params, name, lmbda, num_pixels, distortion_key, bits_of)
   steps_of = lambda fs: weights_coding.tensor_steps(choice.delta, fs)
   factors = list(weights_coding.unit_factors(len(jax.tree_util.tree_leaves(
       _get(params, name)))))
-  best = cost_of(steps_of(factors))
+  base = trial_of(steps_of(factors))
+  (aux,) = yield [base[2]]
+  best = (cost_of(aux, base[1]), base[0], base[1])
   for t in range(len(factors)):
-    for j in candidates:
-      if j == factors[t]:
-        continue
-      trial = factors[:t] + [int(j)] + factors[t + 1:]
-      got = cost_of(steps_of(trial))
-      if got[0] < best[0]:
-        best, factors = got, trial
+    options = [int(j) for j in candidates if int(j) != factors[t]]
+    tried = [trial_of(steps_of(factors[:t] + [j] + factors[t + 1:])) for j in options]
+    auxes = yield [x[2] for x in tried]
+    for j, x, a in zip(options, tried, auxes):
+      cost = cost_of(a, x[1])
+      if cost < best[0]:
+        best, factors = (cost, x[0], x[1]), factors[:t] + [j] + factors[t + 1:]
   return dataclasses.replace(choice, int_params=best[1], bits=best[2],
                              factors=tuple(factors))
 
@@ -140,16 +180,27 @@ def round_towards_zero(params: dict, name, choice: WeightChoice,
   Returns ``choice`` with the new integers (same steps and factors; ``bits`` the
   Laplace estimate ``int_tree_bits`` as for the other searches).
   """
+  return run_search(round_towards_zero_steps(params, name, choice, lmbda, num_pixels,
+                                             distortion_key, max_moves), evaluate)
+
+
+def round_towards_zero_steps(params: dict, name, choice: WeightChoice, lmbda: float,
+                             num_pixels: int, distortion_key,
+                             max_moves: int | None = None) -> Search:
+  """``round_towards_zero`` as a ``Search``: one trial per request, each move
+  depending on the ones before."""
   steps = weights_lib.per_leaf_steps(choice.int_params, choice.steps)
   leaves, treedef = jax.tree_util.tree_flatten(choice.int_params)
   ints = [np.array(k, np.int32) for k in leaves]
   floats = [np.asarray(k, np.float64) * d for k, d in zip(ints, steps)]
   per_scale = [weights_coding.scale_bits(k) for k in ints]
 
-  def d_part(trial_floats):
+  def trial_of(trial_floats):
     tree = jax.tree_util.tree_unflatten(
         treedef, [jax.numpy.asarray(w, jax.numpy.float32) for w in trial_floats])
-    aux = jax.device_get(evaluate(_replace(params, name, tree)))
+    return _replace(params, name, tree)
+
+  def d_part(aux):
     if callable(distortion_key):
       return float(distortion_key(aux))
     if distortion_key == "mse":
@@ -157,8 +208,8 @@ def round_towards_zero(params: dict, name, choice: WeightChoice,
     return lmbda * float(aux["bpp_latents"])
 
   rate = lambda: lmbda * sum(float(b.min()) for b in per_scale) / num_pixels
-  d_best = d_part(floats)
-  best = d_best + rate()
+  (aux,) = yield [trial_of(floats)]
+  best = d_part(aux) + rate()
   budget = np.inf if max_moves is None else int(max_moves)
   for t, k in enumerate(ints):
     flat = k.reshape(-1)
@@ -175,8 +226,8 @@ def round_towards_zero(params: dict, name, choice: WeightChoice,
       w = floats[t].reshape(-1).copy()
       w[i] = new * steps[t]
       trial[t] = w.reshape(k.shape)
-      d = d_part(trial)
-      cost = d + rate()
+      (aux,) = yield [trial_of(trial)]
+      cost = d_part(aux) + rate()
       if np.isfinite(cost) and cost < best:
         best, flat[i], floats = cost, new, trial
       else:
