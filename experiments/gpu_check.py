@@ -3,16 +3,21 @@ command that stops in time and leaves everything in one archive.
 
   python -m experiments.gpu_check --images='gpu_data/kodak/*.png' --out="$OUT/check" \
       [--lmbdas=0.0004,0.001,0.002,0.004] [--steps=10000] [--batch_images=8] \
-      [--time_limit_s=540] [--reserve_s=60] [--preset=default]
+      [--time_limit_s=540] [--reserve_s=60] [--preset=default] [--search_batch=64] \
+      [--package_workers=0]
 
 Images of one shape (Kodak: 768x512 and 512x768) train together with all their lambdas
 (``train.batched.compress_images_batched``: one image x lambda stack per program,
-``--batch_images`` images at most). Before each batch it checks the clock: a batch
-starts only if the one before it, timed, would still end ``--reserve_s`` seconds
-before ``--time_limit_s`` (the first batch always runs). After every batch it writes
-the real files, appends the rows (``eval/report.py`` fields) to ``rows.csv`` and
-prints lambda-steps/s, seconds per image and the RD rows; at the end ``summary.json``
-(batches, throughput, what was skipped) and ``<out>.tar.gz`` holding all of it.
+``--batch_images`` images at most); their weight-step searches run in step,
+``--search_batch`` trials per vmapped evaluation (``compress.finalize_many``). Before
+each batch it checks the clock: a batch starts only if the one before it, timed, would
+still end ``--reserve_s`` seconds before ``--time_limit_s`` (the first batch always
+runs). A finished batch's files are written and decoded on ``--package_workers``
+threads (0: one per CPU) while the next batch trains; when a batch's last file is
+written its rows (``eval/report.py`` fields) go to ``rows.csv`` and are printed with
+lambda-steps/s and seconds per image (decode times are taken beside that work). At the
+end ``summary.json`` (batches, throughput, what was skipped) and ``<out>.tar.gz``
+holding all of it; the exit status is 1 if a file failed to package.
 
 Tested on the CPU with tiny settings (``tests/test_gpu_check.py``); on a GPU, run the
 same command with the defaults.
@@ -20,10 +25,14 @@ same command with the defaults.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 import tarfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -34,6 +43,62 @@ def plan_batches(paths: list[str], crop: int, cap: int) -> list[list[str]]:
   for p in paths:
     groups.setdefault(rd.coded_shape(p, crop), []).append(p)
   return [g[k:k + cap] for g in groups.values() for k in range(0, len(g), cap)]
+
+
+class Packager:
+  """Writes and decodes finished encodes on worker threads (``api.package``) while the
+  main thread trains the next batch. When a batch's last file is written, its rows
+  join ``rows`` in submission order, ``rows.csv`` is rewritten and they are printed."""
+
+  def __init__(self, out: Path, workers: int, chash: str, commit: str):
+    self.out, self.chash, self.commit = out, chash, commit
+    self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="package")
+    self.lock = threading.Lock()
+    self.rows: list[dict] = []
+    self.errors: list[str] = []
+    self.package_seconds = 0.0
+
+  def submit(self, stats: dict, entries: list[tuple]) -> None:
+    """``entries``: ``(name, image, lmbda, result, config)`` of one batch."""
+    rows: list = [None] * len(entries)
+    left = [len(entries)]
+    for i, entry in enumerate(entries):
+      future = self.pool.submit(self._package, *entry)
+      future.add_done_callback(functools.partial(self._done, stats, rows, left, i))
+
+  def _package(self, name, image, lmbda, result, cfg) -> dict:
+    from moric_jax import api, image_io
+    from moric_jax.eval import report
+    t0 = time.perf_counter()
+    data, info = api.package(image, result, cfg)
+    image_io.atomic_write_bytes(self.out / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
+    row = report.row(report.build(info, cfg, image=name, target=image_io.to_uint8(image),
+                                  chash=self.chash, commit=self.commit, lmbda=lmbda))
+    with self.lock:
+      self.package_seconds += time.perf_counter() - t0
+    return row
+
+  def _done(self, stats, rows, left, i, future) -> None:
+    from moric_jax.eval import report
+    from moric_jax.sweeps import launch
+    with self.lock:
+      try:
+        rows[i] = future.result()
+      except Exception as e:   # an encoder bug: reported, the other files still written
+        self.errors.append(f"batch {stats['batch']} entry {i}: {e}")
+      left[0] -= 1
+      if left[0]:
+        return
+      done = [r for r in rows if r is not None]
+      self.rows.extend(done)
+      launch.write_csv(self.out / "rows.csv", self.rows, list(report.FIELDS))
+      print(f"batch {stats['batch']} files written:", flush=True)
+      for r in done:
+        print(f"  {r['image']} lambda={r['lmbda']:g}: {r['bpp']:.4f} bpp, "
+              f"{r['psnr']:.2f} dB, decode {r['decode_seconds']:.2f} s", flush=True)
+
+  def close(self) -> None:
+    self.pool.shutdown(wait=True)
 
 
 def main(argv=None) -> int:
@@ -48,11 +113,15 @@ def main(argv=None) -> int:
   ap.add_argument("--preset", default="default", help="moric_jax.presets name")
   ap.add_argument("--chunk_size", type=int, default=0, help="steps per program call")
   ap.add_argument("--num_deltas", type=int, default=0, help="weight steps searched (0: preset)")
+  ap.add_argument("--search_batch", type=int, default=64,
+                  help="weight-search trials per vmapped evaluation")
+  ap.add_argument("--package_workers", type=int, default=0,
+                  help="threads writing and decoding files (0: one per CPU)")
   ap.add_argument("--time_limit_s", type=float, default=540.0)
   ap.add_argument("--reserve_s", type=float, default=60.0)
   args = ap.parse_args(argv)
 
-  from moric_jax import api, image_io, presets
+  from moric_jax import image_io, presets
   from moric_jax.eval import report
   from moric_jax.sweeps import launch, rd
   from moric_jax.train.batched import compress_images_batched
@@ -69,12 +138,14 @@ def main(argv=None) -> int:
     config.train.chunk_size = int(args.chunk_size)
   if args.num_deltas:
     config.quant.num_deltas = int(args.num_deltas)
+  config.quant.search_batch = max(1, int(args.search_batch))
   launch.default_compile_cache()
   out = Path(args.out)
   (out / "files").mkdir(parents=True, exist_ok=True)
   batches = plan_batches(paths, args.crop, max(1, args.batch_images))
   chash, commit = report.config_hash(config), report.git_commit()
-  rows, done_batches, last = [], [], None
+  packager = Packager(out, args.package_workers or os.cpu_count() or 1, chash, commit)
+  done_batches, last = [], None
   print(f"{len(paths)} images in {len(batches)} shape batches x {len(lmbdas)} lambdas x "
         f"{config.num_steps} steps (preset {args.preset}, config {chash})", flush=True)
   for b, part in enumerate(batches):
@@ -87,45 +158,51 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     images = [rd.load_crop(p, args.crop, int(config.max_pixels)) for p in part]
     results = compress_images_batched(images, config, lmbdas)
-    t_train = sum(r.metrics["train_seconds"] for rs in results for r in rs)
-    for path, image, per_image in zip(part, images, results):
-      name = Path(path).stem
-      for lmbda, result in zip(lmbdas, per_image):
-        cfg = config.copy_and_resolve_references()
-        cfg.lmbda = lmbda
-        data, info = api.package(image, result, cfg)
-        image_io.atomic_write_bytes(out / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
-        rows.append(report.row(report.build(info, cfg, image=name,
-                                            target=image_io.to_uint8(image),
-                                            chash=chash, commit=commit, lmbda=lmbda)))
     last = time.perf_counter() - t0
-    entries = len(part) * len(lmbdas)
+    flat = [r for rs in results for r in rs]
+    t_train = sum(r.metrics["train_seconds"] for r in flat)
+    entries = len(flat)
     stats = {"batch": b + 1, "images": [Path(p).stem for p in part],
              "shape": list(images[0].shape[:2]), "entries": entries,
              "seconds": round(last, 2), "train_seconds": round(t_train, 2),
+             "finalize_seconds": round(last - t_train, 2),
              "lambda_steps_per_second": round(entries * config.num_steps / max(t_train, 1e-9), 1),
              "seconds_per_image": round(last / len(part), 2)}
     done_batches.append(stats)
-    launch.write_csv(out / "rows.csv", rows, list(report.FIELDS))
     print(f"batch {b + 1}/{len(batches)} {stats['shape'][1]}x{stats['shape'][0]} "
-          f"{len(part)} images x {len(lmbdas)} lambdas: {last:.1f} s, "
-          f"{stats['lambda_steps_per_second']} lambda-steps/s, "
-          f"{stats['seconds_per_image']} s/image", flush=True)
-    for r in rows[-entries:]:
-      print(f"  {r['image']} lambda={r['lmbda']:g}: {r['bpp']:.4f} bpp, {r['psnr']:.2f} dB",
-            flush=True)
+          f"{len(part)} images x {len(lmbdas)} lambdas: {last:.1f} s (finalize "
+          f"{stats['finalize_seconds']:.1f} s), {stats['lambda_steps_per_second']} "
+          f"lambda-steps/s, {stats['seconds_per_image']} s/image", flush=True)
+    cfgs = {}
+    for lmbda in lmbdas:
+      cfgs[lmbda] = config.copy_and_resolve_references()
+      cfgs[lmbda].lmbda = lmbda
+    packager.submit(stats, [(Path(p).stem, image, lmbda, result, cfgs[lmbda])
+                            for p, image, per_image in zip(part, images, results)
+                            for lmbda, result in zip(lmbdas, per_image)])
+  t_wait = time.perf_counter()
+  packager.close()
+  rows = packager.rows
   summary = {"config_hash": chash, "git_commit": commit, "preset": args.preset,
-             "steps": config.num_steps, "lmbdas": lmbdas, "batches": done_batches,
+             "steps": config.num_steps, "lmbdas": lmbdas,
+             "search_batch": config.quant.search_batch, "batches": done_batches,
              "images_done": sum(len(s["images"]) for s in done_batches),
              "images_planned": len(paths), "rows": len(rows),
+             "package_seconds": round(packager.package_seconds, 1),
+             "package_wait_seconds": round(time.perf_counter() - t_wait, 1),
+             "errors": packager.errors,
              "wall_seconds": round(time.perf_counter() - t_start, 1)}
   image_io.atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=1).encode())
   archive = out.with_name(out.name + ".tar.gz")
   with tarfile.open(archive, "w:gz") as tar:
     tar.add(out, arcname=out.name)
   print(f"{summary['images_done']}/{len(paths)} images, {len(rows)} rows in "
-        f"{summary['wall_seconds']} s; everything in {archive}", flush=True)
-  return 0
+        f"{summary['wall_seconds']} s (packaging {summary['package_seconds']} s on "
+        f"threads, {summary['package_wait_seconds']} s waited for at the end); "
+        f"everything in {archive}", flush=True)
+  for e in packager.errors:
+    print(f"error: {e}", file=sys.stderr)
+  return 1 if packager.errors else 0
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def test_gpu_check_batches_by_shape_writes_rows_and_one_archive(tmp_path):
   assert p.returncode == 0, p.stderr[-3000:]
   assert "3 images in 2 shape batches" in p.stdout
   assert p.stdout.count("lambda-steps/s") == 2
+  assert p.stdout.count("files written") == 2   # packaged on threads, batch by batch
   with (out / "rows.csv").open() as f:
     rows = list(csv.DictReader(f))
   assert {(r["image"], float(r["lmbda"])) for r in rows} == {
@@ -44,6 +45,7 @@ def test_gpu_check_batches_by_shape_writes_rows_and_one_archive(tmp_path):
             ).stat().st_size == int(r["bytes"])
   summary = json.loads((out / "summary.json").read_text())
   assert summary["images_done"] == 3 and [b["entries"] for b in summary["batches"]] == [4, 2]
+  assert summary["errors"] == [] and summary["search_batch"] == 64
   with tarfile.open(tmp_path / "check.tar.gz") as tar:
     names = tar.getnames()
   assert "check/rows.csv" in names and "check/summary.json" in names
