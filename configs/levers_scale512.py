@@ -1,0 +1,34 @@
+"""Issue 25, yardstick (c): the new default against the old one on a 512x512 crop at
+5,000 steps (each run ~25 min on 2 CPU cores when alone).
+
+  python -m experiments.levers --config=configs/levers_scale512.py \
+      --config.output_dir=runs/levers_scale512
+
+The kodim23 512x512 centre crop, lambdas 0.001 and 0.002, real files. ``base`` is the
+default preset (Cool-chic 5's encoder procedure, RDOQ off); ``old_default`` undoes the
+procedure (the default before commit 9cd8386: two-tensor proxy, Kumaraswamy noise,
+straight-through final 10%, global clip 1.0, no decay, no clamp, no warm-up).
+"""
+import ml_collections
+
+from configs import levers
+
+OLD_DEFAULT = ";".join([
+    "train.proxy=two_tensor", "train.noise=kumaraswamy", "train.temperature=(0.3, 0.1)",
+    "train.final_phase=ste", "train.final_lr_schedule=constant", "train.ste_fraction=0.1",
+    "train.clip_scope=global", "train.clip_norm=1.0", "train.weight_decay=0.0",
+    "train.clamp_output=False", "train.warmup.candidates=()"])
+
+
+def get_config():
+  config = levers.get_config()
+  base = config.base
+  base.crop = 512
+  base.lmbdas = (0.001, 0.002)
+  base.num_steps = 5000
+  base.baselines = ("webp", "avif")
+  config.output_dir = "runs/levers_scale512"
+  config.base_overrides = "train.chunk_size=100"
+  config.levers = ml_collections.ConfigDict({"base": "", "old_default": OLD_DEFAULT})
+  config.report_bpp = 0.3
+  return config
