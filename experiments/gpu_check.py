@@ -59,21 +59,22 @@ class Packager:
     self.package_seconds = 0.0
 
   def submit(self, stats: dict, entries: list[tuple]) -> None:
-    """``entries``: ``(name, image, lmbda, result, config)`` of one batch."""
+    """``entries``: ``(name, image, lmbda, result, config)`` of one batch (``config``
+    the check's; ``rd.packaged`` sets each entry's lambda on a copy)."""
     rows: list = [None] * len(entries)
     left = [len(entries)]
     for i, entry in enumerate(entries):
       future = self.pool.submit(self._package, *entry)
       future.add_done_callback(functools.partial(self._done, stats, rows, left, i))
 
-  def _package(self, name, image, lmbda, result, cfg) -> dict:
-    from moric_jax import api, image_io
-    from moric_jax.eval import report
+  def _package(self, name, image, lmbda, result, config) -> dict:
+    from moric_jax import image_io
+    from moric_jax.sweeps import rd
     t0 = time.perf_counter()
-    data, info = api.package(image, result, cfg)
+    data, info, _ = rd.packaged(image, result, config, lmbda, 0.0)
     image_io.atomic_write_bytes(self.out / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
-    row = report.row(report.build(info, cfg, image=name, target=image_io.to_uint8(image),
-                                  chash=self.chash, commit=self.commit, lmbda=lmbda))
+    row = rd.result_row(name, image, info, config, self.chash, self.commit,
+                        info["encode_seconds"])
     with self.lock:
       self.package_seconds += time.perf_counter() - t0
     return row
@@ -173,11 +174,7 @@ def main(argv=None) -> int:
           f"{len(part)} images x {len(lmbdas)} lambdas: {last:.1f} s (finalize "
           f"{stats['finalize_seconds']:.1f} s), {stats['lambda_steps_per_second']} "
           f"lambda-steps/s, {stats['seconds_per_image']} s/image", flush=True)
-    cfgs = {}
-    for lmbda in lmbdas:
-      cfgs[lmbda] = config.copy_and_resolve_references()
-      cfgs[lmbda].lmbda = lmbda
-    packager.submit(stats, [(Path(p).stem, image, lmbda, result, cfgs[lmbda])
+    packager.submit(stats, [(Path(p).stem, image, lmbda, result, config)
                             for p, image, per_image in zip(part, images, results)
                             for lmbda, result in zip(lmbdas, per_image)])
   t_wait = time.perf_counter()

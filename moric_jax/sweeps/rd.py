@@ -149,7 +149,8 @@ def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
   return jobs
 
 
-def _row(name, image, info, config, chash, commit, encode_seconds) -> dict:
+def result_row(name, image, info, config, chash, commit, encode_seconds) -> dict:
+  """One encode's row (``eval/report.py`` fields) from ``api.package``'s ``info``."""
   rep = report.build(info, config, image=name, target=image_io.to_uint8(image),
                      encode_seconds=encode_seconds, chash=chash, commit=commit,
                      lmbda=float(info["lmbda"]))
@@ -182,7 +183,7 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
         image, config, lmbdas, on_chunk=lambda d, t: ctx.progress(d, t, desc))
     ctx.close_bar()
     per = (time.perf_counter() - t0) / len(lmbdas)
-    encoded = [(lmbda, *_packaged(image, result, config, lmbda, per))
+    encoded = [(lmbda, *packaged(image, result, config, lmbda, per))
                for lmbda, result in zip(lmbdas, results)]
   else:
     lmbda = lmbdas[0]
@@ -206,7 +207,7 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
     _emit(ctx, name, image, lmbda, config, chash, commit, data, info, secs)
 
 
-def _packaged(image, result, config, lmbda: float, train_share: float):
+def packaged(image, result, config, lmbda: float, train_share: float):
   """``(file bytes, info, encode seconds)`` of one trained result of a batch: its
   share of the batch's training plus its own packaging."""
   from moric_jax import api
@@ -221,7 +222,7 @@ def _packaged(image, result, config, lmbda: float, train_share: float):
 def _emit(ctx, name, image, lmbda, config, chash, commit, data, info, secs) -> None:
   """Writes one encode's file and its row (``ctx.emit``), and prints the row."""
   image_io.atomic_write_bytes(ctx.out_dir / "files" / f"{name}_lmbda{lmbda:g}.moric", data)
-  row = _row(name, image, info, config, chash, commit, secs)
+  row = result_row(name, image, info, config, chash, commit, secs)
   ctx.emit(row_key(name, lmbda, chash), row)
   print(f"  {name} lambda={lmbda:g}: {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB, "
         f"encode {secs:.1f} s, decode {row['decode_seconds']:.2f} s", flush=True)
@@ -245,7 +246,7 @@ def _run_image_batch(args: dict, ctx: launch.JobContext) -> None:
   for name, image, row_results in zip(names, images, results):
     for lmbda, result in zip(lmbdas, row_results):
       _emit(ctx, name, image, lmbda, config, chash, commit,
-            *_packaged(image, result, config, lmbda, per))
+            *packaged(image, result, config, lmbda, per))
 
 
 def mean_curve(rows: list[dict], key_field: str) -> tuple[list[float], list[float]]:
