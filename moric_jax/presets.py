@@ -67,6 +67,9 @@ def default() -> ml_collections.ConfigDict:
   # Warm-up: candidate initialisations per stage, each stage round(fraction * num_steps)
   # steps; the best go on (their steps count in num_steps). () = no warm-up.
   config.train.warmup = ml_collections.ConfigDict(dict(candidates=(), fraction=0.025))
+  # Hard-loss check of the soft phase every K steps, and the best checked model
+  # reloaded when it ends (Cool-chic 5: 100; train/hard_check.py). 0 = off.
+  config.train.hard_check_every = 0
   config.train.weight_delta = 1.0 / 128    # Step used to estimate weight bits in the loss.
   config.train.chunk_size = 50             # Steps fused in one jit-compiled lax.scan.
   # Memory bounds for large images: above these sizes the LSNs run in row bands of

@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from moric_jax import image_io
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit as overfit_lib
-from moric_jax.train import warmup
+from moric_jax.train import hard_check, warmup
 from moric_jax.train.compress import (CompressResult, FinalizeJob, finalize_many,
                                      memory_bounds, search_evaluators)
 
@@ -106,10 +106,17 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
     hyper = jax.device_put(hyper, split)
     image_j = jax.device_put(image_j, split if per_image
                              else NamedSharding(mesh, PartitionSpec()))
+  check_every = hard_check.every(tc)
+  losses_of = hard_check.stacked_losses(evaluators, lm)
   while done < total:
-    carry, _ = chunk(carry, image_j, hyper)
+    end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every)
+    # A chunk cut short at the soft phase's end stops by its (traced) total_steps.
+    run_hyper = hyper if end - done == chunk_size or end == total else dict(
+        hyper, total_steps=jnp.full_like(hyper["total_steps"], end))
+    carry, _ = chunk(carry, image_j, run_hyper)
     jax.block_until_ready(carry)
-    done = min(total, done + chunk_size)
+    carry = hard_check.after_chunk(carry, done, end, soft_steps, check_every, losses_of)
+    done = end
     if on_chunk is not None:
       on_chunk(done + offset, int(config.num_steps))
   out = []

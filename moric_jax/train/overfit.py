@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from moric_jax.model.codec import Codec
-from moric_jax.train import schedules, soap, warmup
+from moric_jax.train import hard_check, schedules, soap, warmup
 
 logger = logging.getLogger("moric_jax")
 
@@ -371,10 +371,18 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
     carry = jax.tree_util.tree_map(lambda x: x[0], started) + (hyper["lr_scale"],)
     done = warmup.warmup_steps(config)
   rollbacks = 0
+  check_every = hard_check.every(tc)
+  if check_every:
+    evaluate = evaluate or eval_fn(codec, image, config, lmbda)
   while done < total:
     t0 = time.perf_counter()
+    end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every)
     hyper["lr_scale"] = carry[6]
-    new_carry, aux = chunk(carry[:6], image, hyper)
+    # A chunk cut short (at the soft phase's end, for its check) stops by its
+    # total_steps (traced: no new program).
+    run_hyper = hyper if end - done == chunk_size or end == total else dict(
+        hyper, total_steps=jnp.int32(end))
+    new_carry, aux = chunk(carry[:6], image, run_hyper)
     aux = jax.device_get(aux)
     if not np.isfinite(aux["loss"]):
       rollbacks += 1
@@ -387,8 +395,10 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
                      "scaled by %.3g", done, done + chunk_size, float(carry[6]))
       continue
     carry = new_carry + (carry[6],)
-    n = min(chunk_size, total - done)
-    done += n
+    n = end - done
+    carry = hard_check.after_chunk(carry, done, end, soft_steps, check_every,
+                                   lambda p: float(evaluate(p, lmbda)[0]))
+    done = end
     if checkpointer is not None:
       checkpointer.maybe_save(done, carry, force=done >= total)
     if on_chunk is not None:
