@@ -29,6 +29,9 @@ def get_config():
   base.baselines = ("webp", "avif")
   config.output_dir = "runs/levers_scale512"
   config.base_overrides = "train.chunk_size=100"
-  config.levers = ml_collections.ConfigDict({"base": "", "old_default": OLD_DEFAULT})
+  config.levers = ml_collections.ConfigDict({
+      "base": "", "old_default": OLD_DEFAULT,
+      # Cool-chic's synthesis trunk (one 48-wide ReLU layer), the winner at (a).
+      "wide_lsn_relu": "model.lsn.hidden=(48,);model.lsn.activation=relu"})
   config.report_bpp = 0.3
   return config

@@ -40,6 +40,7 @@ def test_presets_registry():
   d = presets.default()
   assert d.train.proxy == "one_tensor" and d.train.final_phase == "frozen"
   assert not d.quant.rdoq and presets.paper_kodak().quant.rdoq and presets.coolchic5().quant.rdoq
+  assert d.train.hard_check_every == 0 and presets.coolchic5().train.hard_check_every == 100
 
 
 def test_macs_per_pixel_c3_sized_model():
