@@ -149,9 +149,11 @@ def coolchic5_procedure(config: ml_collections.ConfigDict) -> ml_collections.Con
 
 
 def coolchic5() -> ml_collections.ConfigDict:
-  """Parity preset: Cool-chic 5's encoder procedure (``coolchic5_procedure``) on this
-  codec at Cool-chic's 10,000 steps. Not yet its HOP decoder: no hyperlatents, no
-  inter-feature context, no residual/stabilised ARM, no 48-wide synthesis
+  """Parity preset: Cool-chic 5's encoder procedure (``coolchic5_procedure``, plus its
+  hard-loss check every 100 steps) and its synthesis trunk (one 48-wide ReLU layer, the
+  linear projection to 3 channels, two 3x3 residual convs) on this codec at Cool-chic's
+  10,000 steps. Not yet the rest of its HOP decoder: no hyperlatents, no inter-feature
+  context, no residual/stabilised ARM, no per-grid pre-filters, zero padding
   (WORKSPACE.md, "Compression at scale")."""
   config = coolchic5_procedure(default())
   config.num_steps = 10_000
@@ -159,6 +161,8 @@ def coolchic5() -> ml_collections.ConfigDict:
   # Its hard-loss check every 100 steps, best model reloaded before the final phase
   # (identical files at yardstick (a), so not in the default: WORKSPACE.md).
   config.train.hard_check_every = 100
+  config.model.lsn.hidden = (48,)
+  config.model.lsn.activation = "relu"
   return config
 
 
