@@ -22,6 +22,7 @@ import numpy as np
 from absl import app
 from ml_collections import config_flags
 
+from configs import sweep as sweep_config
 from moric_jax import image_io
 from moric_jax.eval import bdrate
 from moric_jax.sweeps import launch, rd
@@ -35,12 +36,32 @@ def _flag(value) -> str:
   return str(value)
 
 
+def _leaves(config, prefix: str = "") -> dict:
+  """``{"train.clip_norm": 1.0, ...}``: every leaf of a (nested) ConfigDict."""
+  out = {}
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      out.update(_leaves(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
 def sweep_command(base, out: Path, overrides: str) -> list[str]:
-  """``python -m experiments.sweep`` for the base config plus ``overrides``."""
+  """``python -m experiments.sweep`` for the base config plus ``overrides``: the
+  base's images, crop, lambdas, steps and baselines, and every other field where it
+  differs from ``configs/sweep.py`` (``--config.base.seed=1`` reaches the sweeps)."""
   cmd = [sys.executable, "-m", "experiments.sweep", "--config=configs/sweep.py",
          f"--config.output_dir={out}"]
-  for key in ("images", "crop", "lmbdas", "num_steps", "baselines"):
+  always = ("images", "crop", "lmbdas", "num_steps", "baselines")
+  for key in always:
     cmd.append(f"--config.{key}={_flag(base[key])}")
+  defaults = _leaves(sweep_config.get_config())
+  for key, value in _leaves(base).items():
+    if key in always or key == "output_dir" or value is None:
+      continue
+    if key not in defaults or defaults[key] != value:
+      cmd.append(f"--config.{key}={_flag(value)}")
   for item in filter(None, (x.strip() for x in overrides.split(";"))):
     if "=" not in item:
       raise ValueError(f"lever override {item!r} is not key=value")

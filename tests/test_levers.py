@@ -16,6 +16,14 @@ def test_sweep_command_carries_base_and_lever_overrides(tmp_path):
   assert cmd[-2:] == ["--config.train.clip_norm=2.0", "--config.train.optimizer=soap"]
   with pytest.raises(ValueError, match="key=value"):
     levers.sweep_command(cfg.base, tmp_path, "train.optimizer")
+  # Any other field of the base that differs from the sweep's default goes along
+  # (levers.py forwarded only the five above, and --config.base.seed=1 was lost).
+  assert not any(c.startswith("--config.seed=") for c in cmd)
+  cfg.base.seed = 1
+  cfg.base.train.chunk_size = 77
+  cmd = levers.sweep_command(cfg.base, tmp_path / "s1", "")
+  assert "--config.seed=1" in cmd and "--config.train.chunk_size=77" in cmd
+  assert not any(c.startswith("--config.output_dir=runs") for c in cmd)
 
 
 def _rows(path, points, codec=None):
