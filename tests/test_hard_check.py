@@ -19,6 +19,15 @@ def test_chunks_stop_at_the_soft_end_and_checks_fall_on_multiples():
   assert hard_check.due(40, 80, 100, 30)        # crosses 60
   assert not hard_check.due(60, 80, 100, 50)    # no multiple of 50 crossed
   assert not hard_check.due(100, 120, 100, 30)  # final phase: no check
+  # The cut chunk stops by its total_steps; whole chunks and the last keep the hyper.
+  hyper = {"total_steps": jnp.full((2,), 120, jnp.int32), "lmbda": jnp.ones(2)}
+  assert hard_check.chunk_hyper(hyper, 60, 100, 40, 120) is hyper
+  assert hard_check.chunk_hyper(hyper, 100, 120, 40, 120) is hyper
+  cut = hard_check.chunk_hyper(hyper, 80, 100, 40, 120)
+  np.testing.assert_array_equal(cut["total_steps"], [100, 100])
+  assert cut["total_steps"].dtype == jnp.int32 and cut["lmbda"] is hyper["lmbda"]
+  assert int(hard_check.chunk_hyper({"total_steps": jnp.int32(120)}, 80, 100, 40,
+                                    120)["total_steps"]) == 100
   with pytest.raises(ValueError, match="hard_check_every"):
     hard_check.every({"hard_check_every": -1})
 

@@ -110,10 +110,8 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
   losses_of = hard_check.stacked_losses(evaluators, lm)
   while done < total:
     end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every)
-    # A chunk cut short at the soft phase's end stops by its (traced) total_steps.
-    run_hyper = hyper if end - done == chunk_size or end == total else dict(
-        hyper, total_steps=jnp.full_like(hyper["total_steps"], end))
-    carry, _ = chunk(carry, image_j, run_hyper)
+    carry, _ = chunk(carry, image_j,
+                     hard_check.chunk_hyper(hyper, done, end, chunk_size, total))
     jax.block_until_ready(carry)
     carry = hard_check.after_chunk(carry, done, end, soft_steps, check_every, losses_of)
     done = end

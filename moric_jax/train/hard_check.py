@@ -41,6 +41,15 @@ def stop_at(done: int, chunk_size: int, soft_steps: int, total: int, k: int) -> 
   return end
 
 
+def chunk_hyper(hyper: dict, done: int, end: int, chunk_size: int, total: int) -> dict:
+  """``hyper`` for the chunk from ``done`` to ``end`` (``stop_at``): a chunk cut short
+  before ``total`` stops by its ``total_steps`` (traced: no new program); scalar or
+  stacked ``(N,)`` hyper."""
+  if end - done == chunk_size or end == total:
+    return hyper
+  return dict(hyper, total_steps=jnp.full_like(jnp.asarray(hyper["total_steps"]), end))
+
+
 def due(before: int, after: int, soft_steps: int, k: int) -> bool:
   """Whether a chunk from step ``before`` to ``after`` ends with a check."""
   if not k or after > soft_steps or after <= before:

@@ -378,11 +378,8 @@ def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
     t0 = time.perf_counter()
     end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every)
     hyper["lr_scale"] = carry[6]
-    # A chunk cut short (at the soft phase's end, for its check) stops by its
-    # total_steps (traced: no new program).
-    run_hyper = hyper if end - done == chunk_size or end == total else dict(
-        hyper, total_steps=jnp.int32(end))
-    new_carry, aux = chunk(carry[:6], image, run_hyper)
+    new_carry, aux = chunk(carry[:6], image,
+                           hard_check.chunk_hyper(hyper, done, end, chunk_size, total))
     aux = jax.device_get(aux)
     if not np.isfinite(aux["loss"]):
       rollbacks += 1
