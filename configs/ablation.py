@@ -1,4 +1,5 @@
-"""Modulation ablation (MoRIC): the four GMN schemes at one lambda grid, one image.
+"""Modulation ablation (MoRIC): the side-GMN schemes and the modular layout ("moric"),
+one lambda grid, one image.
 
   python -m experiments.ablate_modulation --config=configs/ablation.py \
       --config.image_path=IMG --config.output_dir=runs/ablation
@@ -21,7 +22,7 @@ def get_config():
   config.crop = 256                      # centre crop (0 = whole image)
   config.num_steps = 600
   config.lmbdas = (0.001, 0.004)
-  config.schemes = ("none", "film", "concat_input", "progressive_concat")
+  config.schemes = ("none", "film", "concat_input", "progressive_concat", "moric")
   config.include_single = True
   config.regions.auto = "auto:3"
   launch.add_launch_fields(config)

@@ -61,12 +61,11 @@ def _file_arch(model_config) -> bitstream.Architecture:
 def write_file(result, model_config, mode: int = bitstream.MODE_RGB8
                ) -> tuple[bytes, dict]:
   """Entropy codes a trained ``CompressResult`` -> ``(bytes, bits)`` (``writer.write``)."""
-  from moric_jax.model.codec import gmn_config
   codec = result.codec
   layout = codec.layout
   return writer.write(
       codec.height, codec.width, _file_arch(model_config), mode=mode,
-      modulation=codec.lsn.modulation, gmn=gmn_config(model_config),
+      modulation=codec.scheme, gmn=codec.header_gmn(),
       contours=result.contours, lmbdas=result.lmbdas, deltas=result.deltas,
       int_weights=result.int_weights, symbols=result.symbols, owners=layout.owner_ids(),
       coded=None if layout.all_coded else list(layout.coded),
@@ -220,7 +219,7 @@ def package(image: np.ndarray, result, config, grey: bool = False
       "steps_per_second": m.get("steps_per_second"),
       "height": h, "width": w, "num_steps": int(config.num_steps),
       "lmbda": float(result.lmbdas[0]), "num_regions": codec.num_regions,
-      "modulation": codec.lsn.modulation, "regions": regions,
+      "modulation": codec.scheme, "regions": regions,
       "macs_per_pixel": m["macs_per_pixel"]["total"],
       "weight_deltas": {"arm": decoded.file.delta_arm, "lsn": [
           decoded.file.delta_lsn0] * (not layout.object_only) + [

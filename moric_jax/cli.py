@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from moric_jax.model import modulation as modulation_lib
+
 EXIT_USER_ERROR = 1
 
 
@@ -313,9 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
   e.add_argument("--object-only", action="store_true",
                  help="code only the object region(s) of --masks (no background); the "
                       "decoded PNG carries the decoded mask as alpha")
-  e.add_argument("--modulation", choices=["none", "film", "concat_input",
-                                          "progressive_concat"],
-                 help="GMN modulation scheme of the multi-region codec")
+  e.add_argument("--modulation", choices=list(modulation_lib.SCHEMES),
+                 help="region layout: moric (default: shared trunk, tiny region "
+                      "networks) or a side-GMN scheme of the modulation ablation")
   e.add_argument("--json", action="store_true")
   e.set_defaults(func=cmd_encode)
   d = sub.add_parser("decode", help="decode a .moric file to PNG")

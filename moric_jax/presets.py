@@ -26,8 +26,14 @@ def default() -> ml_collections.ConfigDict:
   # Latents -> frame: "learned" 2x steps (model/upsampling.py; -2% BD-rate vs the fixed
   # "bilinear", WORKSPACE.md "Recipe levers").
   config.model.upsampling = "learned"
-  # Multi-region codec only (used when the image has object regions).
-  config.model.modulation = "progressive_concat"   # none|film|concat_input|progressive_concat
+  # Multi-region codec only (used when the image has object regions). "moric": the
+  # authors' modular layout (model/region_net.py): the GMN is the synthesis trunk above
+  # plus a shared aggregator, each region's LSN a tiny network of region_net.width
+  # channels on its pixel coordinates (width 3: 57 weights). The side-GMN schemes
+  # (none|film|concat_input|progressive_concat: a whole LSN per region, an extra GMN of
+  # config.model.gmn) stay for the modulation ablation.
+  config.model.modulation = "moric"
+  config.model.region_net = dict(width=3, activation="gelu")
   config.model.gmn = dict(width=8, mod_width=4, activation="gelu")
 
   # Regions (MoRIC): a mask image (0 = background, 1..N objects), or "auto:K" to

@@ -29,8 +29,9 @@ def synthetic_file(height=12, width=10, arch=ARCH, seed=0, masks=(),
   contours = [cstar.encode_mask(m) for m in masks]
   masks = [cstar.decode_mask(c, (height, width)) for c in contours]
   layout = region_layout.make_layout(masks, height, width, arch.num_grids, object_only)
-  g = gmn or {"width": 8, "mod_width": 4, "activation": "gelu"}
-  tpl_lsn = network_layout.lsn_template(arch, modulation, g["mod_width"])
+  g = gmn or ({"width": 3, "mod_width": 3, "activation": "gelu"} if modulation == "moric"
+              else {"width": 8, "mod_width": 4, "activation": "gelu"})
+  tpl_lsn = network_layout.lsn_template(arch, modulation, g["mod_width"], g["width"])
   ints = {"arm": random_tree(network_layout.arm_template(arch), rng),
           "lsn": [random_tree(tpl_lsn, rng) for _ in layout.rendered]}
   deltas = {"arm": 1 / 64, "lsn": [1 / 200] * len(layout.rendered)}
@@ -297,9 +298,28 @@ def _object_masks(h=12, w=10):
   return [m1, m2]
 
 
-@pytest.fixture(scope="module")
-def three_layer_file():
-  return synthetic_file(12, 10, masks=_object_masks(), modulation="progressive_concat")
+@pytest.fixture(scope="module", params=["progressive_concat", "moric"])
+def three_layer_file(request):
+  return synthetic_file(12, 10, masks=_object_masks(), modulation=request.param)
+
+
+def test_moric_files_are_version_6_and_others_stay_5():
+  """The ``moric`` layout needs version 6; every other file is still written as 5
+  (readable by version-5 decoders), and a version-5 file naming ``moric`` is refused."""
+  data, bits, ints, _ = synthetic_file(12, 10, masks=_object_masks(), modulation="moric")
+  assert data[3] == 6 and bitstream.read(data).modulation == "moric"
+  dec = api.decode_file(data)
+  for j in range(3):   # every region network back exactly (objects: relative to LSN 0)
+    for a, b in zip(network_layout.flatten(dec.int_weights["lsn"][j]),
+                    network_layout.flatten(ints["lsn"][j])):
+      assert np.array_equal(a, b)
+  assert sum(np.asarray(k).size for k in network_layout.flatten(ints["lsn"][1])) == 57
+  for other in ("none", "progressive_concat"):
+    masks = _object_masks() if other != "none" else ()
+    assert synthetic_file(12, 10, masks=masks, modulation=other)[0][3] == 5
+  as_v5 = _refit_crc(data[:3] + b"\x05" + data[4:bitstream.section_spans(data)[0][1] - 4])
+  with pytest.raises(moric_jax.BitstreamError, match="moric in a version 5"):
+    bitstream.read(as_v5)
 
 
 def test_multi_region_sections_and_truncation(three_layer_file):

@@ -38,7 +38,8 @@ def _model_config(scheme):
   return config
 
 
-@pytest.mark.parametrize("scheme", ["none", "film", "concat_input", "progressive_concat"])
+@pytest.mark.parametrize("scheme", ["none", "film", "concat_input", "progressive_concat",
+                                    "moric"])
 def test_numpy_synthesis_matches_flax(scheme):
   h, w = 20, 18
   m = np.zeros((h, w), bool)
@@ -60,7 +61,9 @@ def test_numpy_synthesis_matches_flax(scheme):
   symbols = [rng.integers(-3, 4, s).astype(np.int32) for s in codec.grid_shapes]
   want, _ = codec.synthesize(net, [np.asarray(s, np.float32) for s in symbols])
   arch = bitstream.Architecture.from_model_config(_model_config(scheme))
-  f = bitstream.MoricFile(h, w, 0, 2, False, arch, scheme, 8, 4, "gelu", 10, delta, delta,
+  g = codec.header_gmn() or {"width": 8, "mod_width": 4}
+  f = bitstream.MoricFile(h, w, 0, 2, False, arch, scheme, g["width"], g["mod_width"],
+                          "gelu", 10, delta, delta,
                           (b"",), 0.0, delta, (), b"", (), delta_upsampling=delta)
   # Templates list the tensors in Flax's leaf order and shapes.
   for name in codec.networks:
@@ -120,6 +123,47 @@ def test_compiled_synthesis_matches_reference(scheme, act, hidden, convs, ksize,
                                None if want_sig is None else [s.T.copy().T for s in want_sig],
                                h, w, arch, scheme)
   assert np.array_equal(again, got)
+
+
+@pytest.mark.skipif(not networks.compiled(), reason="compiled synthesis not built")
+@pytest.mark.parametrize("convs", [2, 0])
+def test_compiled_trunk_stages_and_modular_compose_match_reference(convs):
+  """The ``moric`` trunk's stages (compiled) equal the NumPy reference's; a region
+  network shows only at its own pixels, later layers win, undrawn pixels are 0."""
+  import dataclasses
+  from moric_jax.model import region_net
+  h, w = 23, 31
+  arch = dataclasses.replace(bitstream.Architecture(), num_grids=5, lsn_num_res_convs=convs)
+  rng = np.random.default_rng(5)
+  grids = [rng.integers(-6, 7, s).astype(np.int32)
+           for s in networks.grids.grid_shapes(h, w, arch.num_grids)]
+  stack = networks.upsample_stack_reference(grids, arch.q_step, h, w)
+  gmn = _random_params(network_layout.gmn_template(arch, "moric", 3, 3), rng)
+  got = networks.trunk_stages(gmn["trunk"], stack, h, w, arch)
+  want = networks.lsn_forward_reference(gmn["trunk"], stack, None, h, w, arch, "none",
+                                        stages=True)
+  assert got.shape == want.shape == (1 + convs, 3, h, w)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5)
+  np.testing.assert_allclose(np.transpose(got[-1], (1, 2, 0)),
+                             networks.lsn_forward(gmn["trunk"], stack, None, h, w, arch,
+                                                  "none"), rtol=1e-6, atol=1e-6)
+  nets = [_random_params(network_layout.lsn_template(arch, "moric", 3, 3), rng)
+          for _ in range(2)]
+  m = np.zeros((10, 12), bool)
+  m[2:8, 3:9] = True
+  layers = [(nets[0], (0, 0, h, w), None), (nets[1], (5, 7, 10, 12), m)]
+  x = networks.compose_modular(got, gmn, layers, h, w, "gelu")
+  agg = {k: v for k, v in gmn.items() if k != "trunk"}
+  feats = [got[k].reshape(3, -1).T for k in range(got.shape[0])]
+  coords = region_net.coordinates(0, 0, h, w, h, w)
+  every = [region_net.apply(n, agg, coords, feats, "gelu", np).reshape(h, w, 3)
+           for n in nets]
+  obj = np.zeros((h, w), bool)
+  obj[5:15, 7:19] = m
+  np.testing.assert_allclose(x[obj], every[1][obj], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(x[~obj], every[0][~obj], rtol=1e-5, atol=1e-5)
+  only_object = networks.compose_modular(got, gmn, layers[1:], h, w, "gelu")
+  assert (only_object[~obj] == 0).all()
 
 
 @pytest.mark.skipif(not networks.compiled(), reason="compiled synthesis not built")

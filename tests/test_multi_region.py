@@ -157,7 +157,7 @@ def test_region_bits_match_the_file(three_regions):
   data, info = three_regions
   meta = api.info(data)
   f = bitstream.read(data)
-  assert meta["num_regions"] == 3 and meta["modulation"] == "progressive_concat"
+  assert meta["num_regions"] == 3 and meta["modulation"] == "moric"
   total = meta["bits_shared_weights"]
   for r, m in enumerate(meta["regions"]):
     enc = info["regions"][r]
@@ -276,7 +276,8 @@ def test_ablation_launcher_writes_table_and_plot(tmp_path, image):
   assert len(list(csv.DictReader(open(out / "results.csv")))) == 1
 
 
-@pytest.mark.parametrize("scheme", ["none", "film", "concat_input", "progressive_concat"])
+@pytest.mark.parametrize("scheme", ["none", "film", "concat_input", "progressive_concat",
+                                    "moric"])
 def test_every_modulation_scheme_uses_the_gmn(scheme):
   import jax
   import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""The ``.moric`` file (version 5, one format for one region or many; DESIGN §2.7).
+"""The ``.moric`` file (versions 5 and 6, one format for one region or many; DESIGN §2.7).
 
 Layout (integers little-endian, ``varint`` = LEB128; ``scales`` = ``u8`` count, then
 one ``u8`` weight-table scale index per tensor, then one ``u8`` step factor per tensor:
@@ -6,7 +6,7 @@ tensor ``t`` of a network with step ``delta`` is coded on
 ``weights_coding.tensor_steps``: ``delta * factor_t / 16``)::
 
   base section
-    magic b"MRC", version u8 (= 5)
+    magic b"MRC", version u8 (6 with the ``moric`` modulation, else 5)
     height, width                    varint, varint
     mode                             u8  (0 = RGB, 1 = grey; 8 bits per channel)
     regions                          u8  (bits 0-6: R = 1..16 regions, background
@@ -31,7 +31,10 @@ tensor ``t`` of a network with step ``delta`` is coded on
     lambda_r f32, delta_lsn_r f32, scales, ANS payload (the rest), crc32 u32 (over
     the layer's bytes before it)
 
-Version 4 is 5 without the step factors (every tensor on its network's step, factor
+Version 6 is 5 with the ``moric`` modulation (scheme id 4: the GMN is the synthesis
+trunk plus the shared aggregator, each LSN a tiny coordinate network,
+``model.region_net``; modulation width 3); the writer writes 5 for every other file,
+so they stay readable by version-5 decoders. Version 4 is 5 without the step factors (every tensor on its network's step, factor
 16); version 3 is 4 without learned upsampling. Both still decode.
 
 A one-region file is the base section alone (its header as short as a plain
@@ -67,11 +70,13 @@ from moric_jax.model import upsampling as upsampling_lib
 from moric_jax.model.upsampling import KINDS as UPSAMPLINGS
 
 MAGIC = b"MRC"
-VERSION = 5
+VERSION = 6
+# The version a file is written with: the lowest that holds it (``moric`` needs 6).
+MORIC_VERSION = 6
 # Versions the reader accepts: 4 is 5 without per-tensor step factors (all 16); 3 is 4
 # without learned upsampling (no upsampling byte in the explicit architecture fields,
 # built-in ids 1 and 2 only).
-READABLE_VERSIONS = (3, 4, 5)
+READABLE_VERSIONS = (3, 4, 5, 6)
 MAX_REGIONS = 16
 MODE_RGB8 = 0
 MODE_L8 = 1
@@ -424,7 +429,7 @@ def write(f: MoricFile) -> bytes:
   if f.num_regions == 1 and f.has_gmn:
     raise ValueError("a one-region file has no GMN")
   out = bytearray(MAGIC)
-  out.append(VERSION)
+  out.append(MORIC_VERSION if f.modulation == "moric" else 5)
   out += _varint(f.height) + _varint(f.width)
   out += bytes([f.mode, f.num_regions | (0x80 if f.object_only else 0)])
   out += write_arch(f.arch)
@@ -531,6 +536,8 @@ def read(data) -> MoricFile:
     if scheme_id >= len(MODULATIONS):
       raise BitstreamError(f"unknown modulation scheme id {scheme_id}")
     scheme = MODULATIONS[scheme_id]
+    if scheme == "moric" and version < MORIC_VERSION:
+      raise BitstreamError(f"modulation moric in a version {version} file")
     if scheme != "none":
       gmn_width, mod_width, act = r.u8("GMN width"), r.u8("modulation width"), r.u8(
           "GMN activation")
@@ -538,6 +545,8 @@ def read(data) -> MoricFile:
         raise BitstreamError("unknown GMN activation id")
       if not (1 <= gmn_width <= 64 and 1 <= mod_width <= 64):
         raise BitstreamError(f"bad GMN widths {gmn_width}/{mod_width}")
+      if scheme == "moric" and mod_width != 3:
+        raise BitstreamError(f"bad moric stage width {mod_width}")
       gmn_act = ACTIVATIONS[act]
   frac_bits = r.u8("ARM fraction bits")
   if not integer_arm.MIN_FRAC_BITS <= frac_bits <= integer_arm.MAX_FRAC_BITS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from moric_jax.model import modulation
+from moric_jax.model import region_net
 from moric_jax.model import upsampling
 
 
@@ -37,6 +38,9 @@ def signal_widths(arch, scheme: str, mod_width: int) -> list[int]:
 
 
 def gmn_template(arch, scheme: str, width: int, mod_width: int) -> dict:
+  if scheme == "moric":   # the trunk (a plain LSN) and the shared aggregator
+    return {"trunk": lsn_template(arch, "none", 0),
+            **region_net.aggregator_shapes(width, moric_stages(arch))}
   p, prev = {}, arch.num_grids
   for k, c in enumerate(signal_widths(arch, scheme, mod_width)):
     p[f"Dense_{2 * k}"] = _dense(prev, width)
@@ -50,7 +54,15 @@ def upsampling_template(arch) -> dict:
   return {"offsets": (max(arch.num_grids - 1, 0), upsampling.NUM_TAPS)}
 
 
-def lsn_template(arch, scheme: str, mod_width: int) -> dict:
+def moric_stages(arch) -> int:
+  """Trunk stages the ``moric`` layout aggregates (``region_net.num_stages``)."""
+  return region_net.num_stages(arch.lsn_num_res_convs)
+
+
+def lsn_template(arch, scheme: str, mod_width: int, width: int = 0) -> dict:
+  """An LSN's tree; for ``moric`` the tiny region network of ``width`` channels."""
+  if scheme == "moric":
+    return region_net.lsn_shapes(width, moric_stages(arch))
   widths = signal_widths(arch, scheme, mod_width)
   p = {}
   prev = arch.num_grids + (widths[0] if scheme == "concat_input" else 0)
@@ -106,7 +118,7 @@ def file_templates(f) -> dict:
   """Parameter templates of a ``MoricFile``'s networks (``arm``, ``gmn``,
   ``upsampling``, ``lsn``)."""
   out = {"arm": arm_template(f.arch),
-         "lsn": lsn_template(f.arch, f.modulation, f.mod_width)}
+         "lsn": lsn_template(f.arch, f.modulation, f.mod_width, f.gmn_width)}
   if f.has_gmn:
     out["gmn"] = gmn_template(f.arch, f.modulation, f.gmn_width, f.mod_width)
   if f.has_upsampling:

@@ -24,6 +24,13 @@ def synthesize_float(f, layout, int_weights: dict, lsn_deltas: list[float],
   if f.has_upsampling:
     ups = network_layout.dequantize(int_weights["upsampling"], steps["upsampling"])
   stack = networks.upsample_stack(symbols, a.q_step, h, w, ups)
+  if f.modulation == "moric":
+    gmn = network_layout.dequantize(int_weights["gmn"], steps["gmn"])
+    layers_m = [(network_layout.dequantize(int_weights["lsn"][j], lsn_deltas[j]),
+                 layout.boxes[r], None if r == 0 else layout.box_mask(r))
+                for j, r in enumerate(layout.rendered[:layers])]
+    return networks.compose_modular(networks.trunk_stages(gmn["trunk"], stack, h, w, a),
+                                    gmn, layers_m, h, w, f.gmn_activation)
   sig = None
   if f.has_gmn:
     sig = networks.gmn_forward(network_layout.dequantize(int_weights["gmn"], steps["gmn"]),

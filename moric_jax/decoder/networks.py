@@ -21,6 +21,7 @@ import numpy as np
 
 from moric_jax.coding import network_layout
 from moric_jax.model import grids
+from moric_jax.model import region_net
 from moric_jax.model import upsampling
 
 
@@ -106,8 +107,11 @@ def _shifted_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def lsn_forward_reference(params: dict, stack: np.ndarray, signals: list[np.ndarray] | None,
-                height: int, width: int, arch, scheme: str) -> np.ndarray:
-  """``(N, L)`` stack (``N = height * width``) -> ``(height, width, 3)`` float32."""
+                height: int, width: int, arch, scheme: str, stages: bool = False
+                ) -> np.ndarray:
+  """``(N, L)`` stack (``N = height * width``) -> ``(height, width, 3)`` float32
+  (``stages``: ``(1 + num_res_convs, 3, height, width)``, the linear output and each
+  residual convolution's, planar: the trunk stages of ``model.region_net``)."""
   p = params["params"]
   act = arch.lsn_activation
   h = stack
@@ -123,9 +127,13 @@ def lsn_forward_reference(params: dict, stack: np.ndarray, signals: list[np.ndar
     h = _act(act, z)
   x = _dense_apply(p[f"Dense_{len(arch.lsn_hidden)}"], h)
   x = np.ascontiguousarray(x.T).reshape(3, height, width)
+  outs = [x]
   for i in range(arch.lsn_num_res_convs):
     conv = p[f"ResidualConv_{i}"]
     x = x + _shifted_conv(_act(act, x.copy()), conv["kernel"]) + conv["bias"][:, None, None]
+    outs.append(x)
+  if stages:
+    return np.stack(outs).astype(np.float32)
   return np.transpose(x, (1, 2, 0))
 
 
@@ -298,7 +306,7 @@ def lsn_forward(params: dict, stack: np.ndarray, signals: list[np.ndarray] | Non
 
 def _lsn_planar(params: dict, stack: np.ndarray, signals: list[np.ndarray] | None,
                 x: np.ndarray, arch, scheme: str, in_index: np.ndarray | None = None,
-                out_index: np.ndarray | None = None) -> None:
+                out_index: np.ndarray | None = None, res_convs: bool = True) -> None:
   """LSN into planar ``x`` ``(3, h, w)``: the per-pixel layers at every pixel (or at
   ``x``'s flat pixels ``out_index``, reading stack / signal rows ``in_index``), then the
   residual convolutions over all of ``x``."""
@@ -323,11 +331,57 @@ def _lsn_planar(params: dict, stack: np.ndarray, signals: list[np.ndarray] | Non
     h = prog.act(z, act)
   prog.store(prog.dense(p[f"Dense_{len(arch.lsn_hidden)}"], h), 0)
   prog.run([stack] + sig_in, [x.reshape(3, height * width).T], n, in_index, out_index)
-  if arch.lsn_num_res_convs:
+  if arch.lsn_num_res_convs and res_convs:
     convs = [p[f"ResidualConv_{i}"] for i in range(arch.lsn_num_res_convs)]
     kernels = np.ascontiguousarray(np.stack([c["kernel"] for c in convs]), np.float32)
     biases = np.ascontiguousarray(np.stack([c["bias"] for c in convs]), np.float32)
     _synth.res_convs(x, kernels, biases, _act_code(act))
+
+
+def trunk_stages(params: dict, stack: np.ndarray, height: int, width: int, arch
+                 ) -> np.ndarray:
+  """The ``moric`` trunk (a plain LSN) over the frame: ``(K, 3, height, width)``
+  float32, its linear output and the output of each residual convolution."""
+  if _synth is None:
+    return lsn_forward_reference(params, stack, None, height, width, arch, "none",
+                                 stages=True)
+  k = 1 + int(arch.lsn_num_res_convs)
+  out = np.empty((k, 3, height, width), np.float32)
+  _lsn_planar(params, stack, None, out[0], arch, "none", res_convs=False)
+  p = params["params"]
+  for i in range(1, k):
+    conv = p[f"ResidualConv_{i - 1}"]
+    out[i] = out[i - 1]
+    _synth.res_convs(out[i], np.ascontiguousarray(conv["kernel"][None], np.float32),
+                     np.ascontiguousarray(conv["bias"][None], np.float32),
+                     _act_code(arch.lsn_activation))
+  return out
+
+
+def compose_modular(stages: np.ndarray, gmn: dict, layers: list, height: int, width: int,
+                    activation: str) -> np.ndarray:
+  """The ``moric`` layout: ``stages`` ``(K, 3, H, W)`` from ``trunk_stages``, ``gmn``
+  its dequantized tree (aggregator ``Agg_k``); ``layers`` as in ``compose`` (region
+  network params, box, mask). Each region network runs only at the pixels it shows
+  (a later layer wins); pixels no layer draws are 0. -> ``(H, W, 3)`` float32."""
+  owner = np.full((height, width), -1, np.int32)
+  for j, (_, (t, l, bh, bw), m) in enumerate(layers):
+    view = owner[t:t + bh, l:l + bw]
+    if m is None:
+      view[...] = j
+    else:
+      view[m] = j
+  agg = {k: v for k, v in gmn.items() if k != "trunk"}
+  flat = stages.reshape(stages.shape[0], 3, height * width)
+  x = np.zeros((height * width, 3), np.float32)
+  for j, (params, (t, l, bh, bw), _) in enumerate(layers):
+    idx = np.flatnonzero(owner.ravel() == j)
+    if not idx.size:
+      continue
+    coords = region_net.pixel_coordinates(idx // width, idx % width, height, width)
+    feats = [np.ascontiguousarray(flat[k][:, idx].T) for k in range(flat.shape[0])]
+    x[idx] = region_net.apply(params, agg, coords, feats, activation, np)
+  return x.reshape(height, width, 3)
 
 
 def conv_reach(arch) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from moric_jax.model import modulation
+from moric_jax.model import region_net
 
 
 def mlp_macs(sizes: list[int]) -> int:
@@ -30,6 +31,16 @@ def macs_per_pixel(codec) -> dict[str, float]:
                                             + shapes[j][0] * shapes[j][1])
                          for j in range(lg - 1)))
   lsn = codec.lsn
+  if codec.modular is not None:   # trunk over the frame + region networks per pixel
+    m = codec.modular
+    trunk = mlp_macs([lg, *lsn.hidden, 3]) + lsn.num_res_convs * lsn.kernel_size ** 2 * 9
+    # Each region network runs at the pixels it shows (the decoder's compose).
+    shown = sum(int((codec.layout.labels == r).sum()) for r in codec.layout.rendered)
+    nets = region_net.macs(m.width, m.stages) * shown
+    synth = trunk * pixels + nets
+    return {"arm": arm / pixels, "upsampling": upsample / pixels, "gmn": float(trunk),
+            "lsn": nets / pixels, "synthesis": synth / pixels,
+            "total": (arm + upsample + synth) / pixels}
   widths, gmn = [], 0
   if codec.gmn is not None:
     widths = modulation.signal_widths(codec.gmn.scheme, lsn.hidden, codec.gmn.mod_width)

@@ -37,6 +37,7 @@ from moric_jax.model import arm as arm_lib
 from moric_jax.model import latents as latents_lib
 from moric_jax.model import modulation as modulation_lib
 from moric_jax.model import quantize
+from moric_jax.model import region_net
 from moric_jax.model import upsampling as upsampling_lib
 from moric_jax.model import weights as weights_lib
 from moric_jax.model.gmn import GMN
@@ -49,6 +50,15 @@ def gmn_config(model_config: ml_collections.ConfigDict) -> dict:
   g = dict(width=8, mod_width=4, activation="gelu")
   g.update(dict(model_config.get("gmn", {}) or {}))
   return g
+
+
+@dataclasses.dataclass(frozen=True)
+class Modular:
+  """The ``moric`` layout's region networks (``region_net.py``): ``width`` channels,
+  one aggregation per trunk stage (``stages``), ``activation``."""
+  width: int
+  stages: int
+  activation: str
 
 
 def effective_scheme(model_config: ml_collections.ConfigDict, num_regions: int) -> str:
@@ -73,6 +83,7 @@ class Codec:
   lsn: LSN
   gmn: GMN | None
   layout: Layout
+  modular: Modular | None = None   # scheme "moric": gmn = trunk + aggregator
   layer0_weight: float = 0.0
   upsampling: str = "bilinear"   # upsampling.KINDS
   band_pixels: int = 0     # > 0: LSNs run in rematerialised row bands of ~this size
@@ -90,9 +101,18 @@ class Codec:
     lat = model_config.latents
     layout = make_layout(list(decoded_masks), height, width, lat.num_grids, object_only)
     scheme = effective_scheme(model_config, layout.num_regions)
-    lsn = LSN(**model_config.lsn, modulation=scheme)
-    gmn = None
-    if scheme != "none":
+    lsn = LSN(**model_config.lsn, modulation="none" if scheme == "moric" else scheme)
+    gmn = modular = None
+    if scheme == "moric":
+      g = dict(model_config.region_net)
+      if not 1 <= int(g["width"]) <= 64:
+        raise ValueError(f"config.model.region_net.width must be 1..64, got {g['width']}")
+      if g["activation"] not in ("relu", "gelu"):
+        raise ValueError(f"config.model.region_net.activation must be relu or gelu, got "
+                         f"{g['activation']!r}")
+      modular = Modular(int(g["width"]), region_net.num_stages(lsn.num_res_convs),
+                        str(g["activation"]))
+    elif scheme != "none":
       g = gmn_config(model_config)
       if not (1 <= int(g["width"]) <= 64 and 1 <= int(g["mod_width"]) <= 64):
         raise ValueError(f"GMN width and mod_width must be 1..64, got {g['width']}, "
@@ -111,12 +131,30 @@ class Codec:
         context_rows=model_config.arm_context.rows,
         context_cols=model_config.arm_context.cols,
         arm=arm_lib.ARM(**model_config.arm), lsn=lsn, gmn=gmn, layout=layout,
+        modular=modular,
         layer0_weight=float(layer0_weight) if layout.num_regions > 1 else 0.0,
         band_pixels=int(band_pixels), arm_chunk=int(arm_chunk))
 
   @property
   def num_regions(self) -> int:
     return self.layout.num_regions
+
+  @property
+  def scheme(self) -> str:
+    """The modulation scheme the file records (``modulation.SCHEMES``)."""
+    return "moric" if self.modular is not None else self.lsn.modulation
+
+  def header_gmn(self) -> dict | None:
+    """The GMN fields of the file header (``writer.write``'s ``gmn``): the side GMN's
+    width, modulation width and activation; for ``moric`` the region networks' width,
+    the trunk stages' channels and their activation; ``None`` without a GMN."""
+    if self.modular is not None:
+      return {"width": self.modular.width, "mod_width": region_net.STAGE_CHANNELS,
+              "activation": self.modular.activation}
+    if self.gmn is not None:
+      return {"width": self.gmn.width, "mod_width": self.gmn.mod_width,
+              "activation": self.gmn.activation}
+    return None
 
   @property
   def networks(self) -> tuple[str, ...]:
@@ -126,7 +164,8 @@ class Codec:
   @property
   def shared_networks(self) -> tuple[str, ...]:
     """Networks shared by all regions (their bits weigh with the background's lambda)."""
-    return (("arm",) + (("gmn",) if self.gmn is not None else ())
+    has_gmn = self.gmn is not None or self.modular is not None
+    return (("arm",) + (("gmn",) if has_gmn else ())
             + (("upsampling",) if upsampling_lib.has_filters(self.upsampling,
                                                              self.num_grids) else ()))
 
@@ -161,6 +200,15 @@ class Codec:
           upsampling_lib.init_offsets(self.num_grids))}
     x = jnp.zeros((1, 1, self.num_grids))
     sig = None
+    if self.modular is not None:
+      m = self.modular
+      normal = lambda k: (lambda shape: jax.random.normal(
+          jax.random.fold_in(keys[1], k), shape, jnp.float32))
+      params["gmn"] = {"trunk": self.lsn.init(keys[1], x),
+                       **region_net.init_aggregator(normal(1), m.width, m.stages)}
+      net = region_net.init_lsn(normal(2), m.width, m.stages)
+      params["lsn"] = [net] * len(self.layout.rendered)
+      return params
     if self.gmn is not None:
       params["gmn"] = self.gmn.init(keys[1], x)
       sig = self.gmn.apply(params["gmn"], x)
@@ -201,9 +249,10 @@ class Codec:
     """Hard-rounded integer symbols of each grid (what the file codes)."""
     return [jnp.round(s).astype(jnp.int32) for s in self.symbols(latents)]
 
-  def render(self, lsn_params, stack: jax.Array, sig: list[jax.Array] | None
-             ) -> jax.Array:
-    """One LSN over ``(h, w, L)`` latents (and signals) -> ``(h, w, 3)``.
+  def render(self, lsn_params, stack: jax.Array, sig: list[jax.Array] | None,
+             stages: bool = False) -> jax.Array:
+    """One LSN over ``(h, w, L)`` latents (and signals) -> ``(h, w, 3)`` (``stages``:
+    ``(h, w, 3 K)``, the trunk stages of ``region_net``).
 
     With ``band_pixels`` smaller than the box, the box is cut into row bands (each
     with a halo of ``num_res_convs * (kernel_size // 2)`` rows, fed to the residual
@@ -215,7 +264,7 @@ class Codec:
     h, w = stack.shape[:2]
     band = max(1, self.band_pixels // max(w, 1)) if self.band_pixels else h
     if band >= h:
-      return self.lsn.apply(lsn_params, stack, sig)
+      return self.lsn.apply(lsn_params, stack, sig, stages=stages)
     halo = self.lsn.num_res_convs * (self.lsn.kernel_size // 2)
     nb = -(-h // band)
     pad = ((halo, nb * band - h + halo), (0, 0), (0, 0))
@@ -226,10 +275,10 @@ class Codec:
 
     def one_band(args):
       x, s, v = args
-      return self.lsn.apply(lsn_params, x, s, row_valid=v)[halo:halo + band]
+      return self.lsn.apply(lsn_params, x, s, row_valid=v, stages=stages)[halo:halo + band]
 
     out = jax.lax.map(jax.checkpoint(one_band), (xs, ss, valid))
-    return out.reshape(nb * band, w, 3)[:h]
+    return out.reshape(nb * band, w, out.shape[-1])[:h]
 
   def upsample(self, grids: list[jax.Array], upsampling_params: dict | None
                ) -> jax.Array:
@@ -251,6 +300,8 @@ class Codec:
     n = len(rendered) if layers is None else max(1, min(int(layers), len(rendered)))
     stack = self.upsample([self.q_step * s for s in symbol_grids],
                           net_params.get("upsampling"))
+    if self.modular is not None:
+      return self._synthesize_modular(net_params, stack, rendered[:n])
     sig = self.gmn.apply(net_params["gmn"], stack) if self.gmn is not None else None
     out0 = None
     x = jnp.zeros((self.height, self.width, 3), stack.dtype)
@@ -263,6 +314,30 @@ class Codec:
       out = self.render(net_params["lsn"][j], box(stack),
                         None if sig is None else [box(s) for s in sig])
       patch = jnp.where(self.layout.box_mask(r)[..., None], out, box(x))
+      x = x.at[t:t + h, l:l + w].set(patch)
+    return x, out0
+
+  def _synthesize_modular(self, net_params: dict, stack: jax.Array, rendered
+                          ) -> tuple[jax.Array, jax.Array | None]:
+    """The ``moric`` layout: the trunk's stages over the frame, then each rendered
+    region's network at its box's pixels, kept inside its mask (``region_net.py``)."""
+    m = self.modular
+    feats = self.render(net_params["gmn"]["trunk"], stack, None, stages=True)
+    agg = {k: v for k, v in net_params["gmn"].items() if k != "trunk"}
+    c = region_net.STAGE_CHANNELS
+    out0 = None
+    x = jnp.zeros((self.height, self.width, 3), stack.dtype)
+    for j, r in enumerate(rendered):
+      t, l, h, w = self.layout.boxes[r]
+      f = feats[t:t + h, l:l + w].reshape(h * w, -1)
+      coords = jnp.asarray(region_net.coordinates(t, l, h, w, self.height, self.width))
+      out = region_net.apply(net_params["lsn"][j], agg, coords,
+                             [f[:, c * k:c * (k + 1)] for k in range(m.stages)],
+                             m.activation, jnp).reshape(h, w, 3)
+      if r == 0:
+        out0 = x = out
+        continue
+      patch = jnp.where(self.layout.box_mask(r)[..., None], out, x[t:t + h, l:l + w])
       x = x.at[t:t + h, l:l + w].set(patch)
     return x, out0
 

@@ -98,9 +98,11 @@ class LSN(nn.Module):
 
   @nn.compact
   def __call__(self, latents: jax.Array, signals: Sequence[jax.Array] | None = None,
-               row_valid: jax.Array | None = None) -> jax.Array:
+               row_valid: jax.Array | None = None, stages: bool = False) -> jax.Array:
     """``signals``: the GMN's per-layer modulation (``None`` for scheme ``none``);
-    ``row_valid``: ``(H,)`` bool, rows that lie inside the image (``ResidualConv``)."""
+    ``row_valid``: ``(H,)`` bool, rows that lie inside the image (``ResidualConv``);
+    ``stages``: return ``(H, W, 3 * (1 + num_res_convs))``, the linear output and the
+    output of every residual convolution (the trunk stages of ``region_net``)."""
     act = ACTIVATIONS[self.activation]
     scheme = self.modulation if signals is not None else "none"
     h = latents
@@ -115,9 +117,10 @@ class LSN(nn.Module):
         z = z * (1.0 + gamma) + beta
       h = act(z)
     x = nn.Dense(3, bias_init=nn.initializers.constant(0.5))(h)
+    outs = [x]
     if self.num_res_convs:
       x = jnp.transpose(x, (2, 0, 1))
       for _ in range(self.num_res_convs):
         x = ResidualConv(self.kernel_size, self.activation)(x, row_valid)
-      x = jnp.transpose(x, (1, 2, 0))
-    return x
+        outs.append(jnp.transpose(x, (1, 2, 0)))
+    return jnp.concatenate(outs, axis=-1) if stages else outs[-1]

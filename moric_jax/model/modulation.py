@@ -6,12 +6,16 @@ pre-activations ``z_k = Dense_k(input_k)`` and modulation signals ``m_k`` from t
 * ``none``: the LSN sees the latents only (no GMN is coded).
 * ``film``: ``h_k = act(z_k * (1 + gamma_k) + beta_k)`` with ``(gamma_k, beta_k) = m_k``.
 * ``concat_input``: ``input_1 = concat(latents, m_1)``, once.
-* ``progressive_concat`` (MoRIC): ``input_k = concat(h_{k-1}, m_k)`` at every layer, so
-  global context enters every layer while each LSN keeps its own weights.
+* ``progressive_concat``: ``input_k = concat(h_{k-1}, m_k)`` at every layer, so
+  global context enters every layer while each LSN keeps its own weights (the layout
+  before ``moric``: a whole latent-fed LSN per region, an 8-wide side GMN).
+* ``moric`` (the authors' modular layout, ``region_net.py``): the GMN is the whole
+  synthesis trunk, each region's LSN a tiny network on its pixel coordinates joined to
+  the trunk's stages by a shared aggregator. No signals in the sense above.
 """
 from __future__ import annotations
 
-SCHEMES = ("none", "film", "concat_input", "progressive_concat")
+SCHEMES = ("none", "film", "concat_input", "progressive_concat", "moric")
 
 
 def check_scheme(scheme: str) -> str:
@@ -25,7 +29,7 @@ def check_scheme(scheme: str) -> str:
 def num_signals(scheme: str, num_layers: int) -> int:
   """How many modulation signals ``m_k`` an LSN with ``num_layers`` hidden layers takes."""
   return {"none": 0, "film": num_layers, "concat_input": 1,
-          "progressive_concat": num_layers}[check_scheme(scheme)]
+          "progressive_concat": num_layers, "moric": 0}[check_scheme(scheme)]
 
 
 def signal_widths(scheme: str, lsn_hidden, mod_width: int) -> list[int]:

@@ -21,7 +21,8 @@ from moric_jax import image_io
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit as overfit_lib
 from moric_jax.train import hard_check, warmup
-from moric_jax.train.compress import (CompressResult, FinalizeJob, finalize_many,
+from moric_jax.train.compress import (CompressResult, FinalizeJob, build_codec,
+                                     finalize_many, region_settings,
                                      memory_bounds, search_evaluators)
 
 
@@ -128,16 +129,20 @@ def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.Conf
 def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
                            lmbdas: Sequence[float],
                            devices: Sequence[jax.Device] | None = None,
-                           on_chunk: Callable[[int, int], None] | None = None
-                           ) -> list[CompressResult]:
-  """``compress_image`` of one region for several lambdas at once; one result each."""
-  return compress_images_batched([image], config, lmbdas, devices, on_chunk)[0]
+                           on_chunk: Callable[[int, int], None] | None = None,
+                           labels: np.ndarray | None = None) -> list[CompressResult]:
+  """``compress_image`` for several lambdas at once; one result each. ``labels``
+  ``(H, W)``: regions as in ``compress_image`` (one lambda for every region of an
+  entry; per-region lambdas are refused)."""
+  return compress_images_batched([image], config, lmbdas, devices, on_chunk,
+                                 labels)[0]
 
 
 def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections.ConfigDict,
                             lmbdas: Sequence[float],
                             devices: Sequence[jax.Device] | None = None,
-                            on_chunk: Callable[[int, int], None] | None = None
+                            on_chunk: Callable[[int, int], None] | None = None,
+                            labels: np.ndarray | None = None
                             ) -> list[list[CompressResult]]:
   """``compress_image`` of one region for every image x lambda, trained in one program.
 
@@ -154,7 +159,15 @@ def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections
   if len(shapes) != 1:
     raise ValueError(f"images of one batch must share a shape, got {sorted(shapes)}")
   height, width = images[0].shape[:2]
-  codec = Codec.from_config(config.model, height, width, **memory_bounds(config))
+  contours = []
+  if labels is not None and np.asarray(labels).max() > 0:
+    if len(images) != 1:
+      raise ValueError("regions are batched over lambdas of one image only")
+    if region_settings(config).lmbdas:
+      raise ValueError("per-region lambdas cannot be batched over lambdas")
+    codec, contours, _ = build_codec(images[0], config, labels)
+  else:
+    codec = Codec.from_config(config.model, height, width, **memory_bounds(config))
   evaluate = overfit_lib.eval_fn(codec, jnp.asarray(images[0]), config)
   key = jax.random.PRNGKey(int(config.seed))
   if len(images) == 1:
@@ -174,7 +187,8 @@ def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections
       cfg = config.copy_and_resolve_references()
       cfg.lmbda = float(lmbda)
       jobs.append(FinalizeJob(trained[i * len(lmbdas) + j], image, cfg, ev, searches,
-                              codec.lmbda_array(float(lmbda)), train_seconds))
+                              codec.lmbda_array(float(lmbda)), train_seconds,
+                              list(contours)))
   done = finalize_many(codec, jobs)
   results = [done[i * len(lmbdas):(i + 1) * len(lmbdas)] for i in range(len(images))]
   return results

@@ -261,7 +261,7 @@ def _measured(codec: Codec, job: FinalizeJob, choice: dict, search_seconds: floa
       "height": codec.height, "width": codec.width,
       "lmbda": float(config.lmbda), "lmbdas": [float(x) for x in lam],
       "num_regions": codec.num_regions,
-      "modulation": codec.lsn.modulation,
+      "modulation": codec.scheme,
       "region_pixels": codec.layout.region_pixels().tolist(),
       "weight_deltas": deltas,
       "weight_factors": factors,
