@@ -21,6 +21,7 @@ def get_config():
   c.num_steps = 20
   c.train.chunk_size = 10
   c.quant.num_deltas = 5
+  c.train.warmup.candidates = ()   # (tests/test_warmup.py): two fewer programs to compile
   return c
 """
 
@@ -50,7 +51,8 @@ def test_three_front_ends_one_schema(tmp_path):
   _run("experiments.sweep", "--config=configs/sweep.py", f"--config.images={src}",
        "--config.lmbdas=0.002", f"--config.output_dir={tmp_path / 'sweep'}",
        "--config.num_steps=20", "--config.train.chunk_size=10",
-       "--config.quant.num_deltas=5", "--config.baselines=()", "--config.anchors=none")
+       "--config.quant.num_deltas=5", "--config.train.warmup.candidates=()",
+       "--config.baselines=()", "--config.anchors=none")
   with (tmp_path / "sweep" / "results.csv").open() as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == 1 and list(rows[0]) == list(report.FIELDS)

@@ -31,7 +31,8 @@ def test_tiny_sweep_writes_results_plot_and_bd_and_resumes(tmp_path):
   args = ["--config=configs/sweep.py", f"--config.images={tmp_path}/img*.png",
           "--config.lmbdas=0.0005,0.02", f"--config.output_dir={out}",
           "--config.num_steps=40", "--config.train.chunk_size=20",
-          "--config.quant.num_deltas=7", "--config.baselines=('jpeg','webp')"]
+          "--config.quant.num_deltas=7", "--config.baselines=('jpeg','webp')",
+          "--config.train.warmup.candidates=()"]   # (tests/test_warmup.py)
   proc = _run(args)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with (out / "results.csv").open() as f:
@@ -172,7 +173,7 @@ def test_batch_images_groups_same_shapes_into_one_job(tmp_path):
                "--config.lmbdas=0.001,0.02", f"--config.output_dir={out}",
                "--config.num_steps=20", "--config.train.chunk_size=10",
                "--config.quant.num_deltas=5", "--config.baselines=()",
-               "--config.batch_images=2"])
+               "--config.train.warmup.candidates=()", "--config.batch_images=2"])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "1 job(s)" in proc.stdout
   with (out / "results.csv").open() as f:
