@@ -2,21 +2,30 @@
 # Checks of the C extensions that the plain test run cannot see (issue 24). Run by .ci/run
 # with the project's .venv active, from the repository root. Each step prints its time.
 #
-#   1. debug allocator: the C-path tests and one CLI encode -> decode under
-#      `python -X dev` with PYTHONMALLOC=debug (a C-API call without the GIL is fatal);
+#   1. debug allocator: the C-path tests (two processes) and one CLI encode -> decode in
+#      Python's dev mode (PYTHONDEVMODE=1, i.e. `-X dev`, inherited by every child: the
+#      pytest-xdist workers and the CLI) with PYTHONMALLOC=debug (a C-API call without the
+#      GIL is fatal);
 #   2. sanitizers: a copy of the tree with the extensions built with AddressSanitizer +
 #      UndefinedBehaviorSanitizer runs the same tests and a short decoder fuzz (3,000
 #      mutations of 1- and 3-region files); any report
 #      aborts the process and fails the step;
-#   3. other Pythons: for 3.12 and 3.13 (pyenv), a venv from requirements.txt, the
-#      extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
+#   3. other Pythons: for 3.12 and 3.13 (pyenv), a venv from requirements.txt (the two
+#      installs run at once), the extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
 #      round trip, on the C path and on the numba/NumPy path.
 #
 # MORIC_CI_SKIP_OTHER_PYTHONS=1 skips step 3 (for a quick local run).
+#
+# Every step shares one persistent XLA compilation cache (MORIC_TEST_JAX_CACHE, which
+# .ci/run sets; the tests read it through tests/conftest.py, the CLI encodes as
+# JAX_COMPILATION_CACHE_DIR): a training program is compiled once for all steps and
+# Pythons (what the steps check is the C code around it, not XLA's compiler).
 set -euo pipefail
 ROOT="$PWD"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+export MORIC_TEST_JAX_CACHE="${MORIC_TEST_JAX_CACHE:-$WORK/jax_cache}"
+export JAX_COMPILATION_CACHE_DIR="$MORIC_TEST_JAX_CACHE" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 C_TESTS=(tests/test_native.py tests/test_fast_entropy.py tests/test_decoder.py tests/test_bitstream.py)
 
 step() {  # step NAME COMMAND...: runs it, prints its wall time, fails CI if it fails
@@ -34,8 +43,8 @@ assert fast_ans.backend() == "c" and networks.compiled(), "C extensions not buil
 
 debug_allocator() {
   require_c
-  PYTHONMALLOC=debug python -X dev -m pytest -q -p no:cacheprovider "${C_TESTS[@]}"
-  PYTHONMALLOC=debug python -X dev .ci/cli_round_trip.py "$WORK/debug"
+  PYTHONMALLOC=debug PYTHONDEVMODE=1 python -m pytest -q -p no:cacheprovider -n 2 "${C_TESTS[@]}"
+  PYTHONMALLOC=debug PYTHONDEVMODE=1 python .ci/cli_round_trip.py "$WORK/debug"
 }
 
 sanitizers() {
@@ -59,21 +68,38 @@ sanitizers() {
    python -m experiments.fuzz_decoder --count=3000 --seed=1 --files "$WORK"/fuzz_base/*.moric)
 }
 
-other_python() {  # other_python 3.12
-  local v="$1" py
-  py=""
-  for cand in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/python; do
+pyenv_python() {  # pyenv_python 3.12: prints the newest pyenv 3.12.x interpreter, or nothing
+  local py=""
+  for cand in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/python; do
     [[ -x "$cand" ]] && py="$cand"
   done
-  if [[ -z "$py" ]]; then
+  echo "$py"
+}
+
+python_venvs() {  # python_venvs 3.12 3.13: a venv with requirements.txt for each, side by side
+  # (pip is one process on one core: the installs overlap; each logs to venvV.log)
+  local v py pids=() failed=0
+  for v in "$@"; do
+    py="$(pyenv_python "$v")"
+    [[ -n "$py" ]] || continue
+    ("$py" -m venv "$WORK/venv$v" && . "$WORK/venv$v/bin/activate" &&
+     python -m pip install --quiet --upgrade pip &&
+     python -m pip install --quiet -r requirements.txt) >"$WORK/venv$v.log" 2>&1 &
+    pids+=("$!:$v")
+  done
+  for p in "${pids[@]}"; do
+    wait "${p%%:*}" || { echo "Python ${p#*:}: venv failed:"; tail -30 "$WORK/venv${p#*:}.log"; failed=1; }
+  done
+  return "$failed"
+}
+
+other_python() {  # other_python 3.12 (its venv made by python_venvs)
+  local v="$1"
+  if [[ -z "$(pyenv_python "$v")" ]]; then
     echo "== native check: Python $v: SKIPPED (pyenv has no Python $v on this machine)"
     return 0
   fi
-  local venv="$WORK/venv$v"
-  "$py" -m venv "$venv"
-  (. "$venv/bin/activate" &&
-   python -m pip install --quiet --upgrade pip &&
-   python -m pip install --quiet -r requirements.txt &&
+  (. "$WORK/venv$v/bin/activate" &&
    python -m pip install --quiet --no-deps -e . &&
    require_c &&
    python -m pytest -q -p no:cacheprovider -n 2 "${C_TESTS[@]}" &&
@@ -83,10 +109,11 @@ other_python() {  # other_python 3.12
    MORIC_ANS=numba MORIC_SYNTHESIS=numpy python .ci/cli_round_trip.py "$WORK/py$v-numba")
 }
 
-step "debug allocator (PYTHONMALLOC=debug, -X dev)" debug_allocator
+step "debug allocator (PYTHONMALLOC=debug, dev mode)" debug_allocator
 step "ASan + UBSan build: C tests and 3,000 fuzzed files" sanitizers
 if [[ "${MORIC_CI_SKIP_OTHER_PYTHONS:-0}" != 1 ]]; then
+  step "Python 3.12 and 3.13 venvs (requirements.txt, both at once)" python_venvs 3.12 3.13
   for v in 3.12 3.13; do
-    step "Python $v: venv, C and numba paths" other_python "$v"
+    step "Python $v: extensions, C and numba paths" other_python "$v"
   done
 fi
