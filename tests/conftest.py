@@ -61,6 +61,7 @@ SLOW = (
     "tests/test_warmup.py::test_batched_warmup_matches_one_lambda_at_a_time",
     "tests/test_upsampling.py::test_learned_upsampling_encode_decodes_exactly",
     "tests/test_bitstream.py::test_real_encode_round_trip_and_rate",
+    "tests/test_training_procedure.py::test_frozen_final_phase_keeps_the_latents_and_trains_the_networks",
     "tests/test_checkpoints.py::test_diverging_chunk_is_rolled_back_with_lower_learning_rate",
     "tests/test_hard_check.py::test_the_soft_phase_ends_on_the_best_checked_model",
     "tests/test_hard_check.py::test_final_phase_starts_from_the_reloaded_model",
