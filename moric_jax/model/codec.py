@@ -46,10 +46,8 @@ from moric_jax.model.region_layout import Layout, make_layout
 
 
 def gmn_config(model_config: ml_collections.ConfigDict) -> dict:
-  """GMN settings with defaults (``config.model.gmn``)."""
-  g = dict(width=8, mod_width=4, activation="gelu")
-  g.update(dict(model_config.get("gmn", {}) or {}))
-  return g
+  """The side GMN's settings (``config.model.gmn``: width, mod_width, activation)."""
+  return dict(model_config.gmn)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +63,7 @@ def effective_scheme(model_config: ml_collections.ConfigDict, num_regions: int) 
   """The modulation a file uses: ``config.model.modulation`` with several regions;
   ``none`` for one region (a GMN would only widen its single LSN, and a one-region
   file stays as small as a plain single-region codec's)."""
-  scheme = modulation_lib.check_scheme(str(model_config.get("modulation", "none")))
+  scheme = modulation_lib.check_scheme(str(model_config.modulation))
   return scheme if num_regions > 1 else "none"
 
 
@@ -120,7 +118,7 @@ class Codec:
       if g["activation"] not in ("relu", "gelu"):
         raise ValueError(f"GMN activation must be relu or gelu, got {g['activation']!r}")
       gmn = GMN(scheme=scheme, lsn_hidden=tuple(model_config.lsn.hidden), **g)
-    upsampling = str(model_config.get("upsampling", "bilinear"))
+    upsampling = str(model_config.upsampling)
     if upsampling not in upsampling_lib.KINDS:
       raise ValueError(f"config.model.upsampling must be one of {upsampling_lib.KINDS}, "
                        f"got {upsampling!r}")

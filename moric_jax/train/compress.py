@@ -87,8 +87,8 @@ def decoded_params(codec: Codec, int_weights: dict, deltas: dict,
 
 def memory_bounds(config: ml_collections.ConfigDict) -> dict:
   """``band_pixels`` / ``arm_chunk`` of ``config.train`` (0 when absent)."""
-  return {"band_pixels": int(config.train.get("band_pixels", 0) or 0),
-          "arm_chunk": int(config.train.get("arm_chunk", 0) or 0)}
+  return {"band_pixels": int(config.train.band_pixels),
+          "arm_chunk": int(config.train.arm_chunk)}
 
 
 def build_codec(image: np.ndarray, config: ml_collections.ConfigDict,
@@ -184,7 +184,7 @@ def finalize_many(codec: Codec, jobs: Sequence[FinalizeJob]) -> list[CompressRes
   program; 1 evaluates them one by one. Each job's ``encode_seconds`` counts an equal
   share of the searches."""
   t0 = time.perf_counter()
-  batch = int(jobs[0].config.quant.get("search_batch", 1))
+  batch = int(jobs[0].config.quant.search_batch)
   choices = search_batches.run_in_step(
       [_weight_choices(codec, j.params, j.config, j.lmbdas) for j in jobs],
       [{"rate": j.searches[0], "dist": j.searches[1]} for j in jobs], batch)
@@ -206,8 +206,8 @@ def _weight_choices(codec: Codec, params: dict, config: ml_collections.ConfigDic
   names += [(n, dist_cost, lam[0], "dist") for n in codec.shared_networks if n != "arm"]
   rendered = codec.layout.rendered
   names += [(("lsn", j), dist_cost, lam[r], "dist") for j, r in enumerate(rendered)]
-  per_tensor = bool(config.quant.get("tensor_steps", True))
-  rdoq = bool(config.quant.get("rdoq", False))
+  per_tensor = bool(config.quant.tensor_steps)
+  rdoq = bool(config.quant.rdoq)
   tag = search_batches.tagged
   choice = {}
   for n, c, l, which in names:   # LSN 0 before the object LSNs coded relative to it

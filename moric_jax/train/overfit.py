@@ -76,20 +76,20 @@ def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTra
   (``train.clip_scope="global"``) or over the networks' only (``"networks"``, as
   Cool-chic 5); ``train.weight_decay`` (decoupled, scaled by the learning rate) on the
   networks."""
-  name = str(train_config.get("optimizer", "adam"))
+  name = str(train_config.optimizer)
   if name == "adam":
     networks = optax.scale_by_adam()
   elif name == "soap":
-    kwargs = train_config.get("soap", None) or {}
+    kwargs = train_config.soap
     kwargs = kwargs.to_dict() if hasattr(kwargs, "to_dict") else dict(kwargs)
     networks = soap.scale_by_soap(**kwargs)
   else:
     raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}")
-  scope = str(train_config.get("clip_scope", "global"))
+  scope = str(train_config.clip_scope)
   if scope not in CLIP_SCOPES:
     raise ValueError(f"train.clip_scope must be one of {CLIP_SCOPES}, got {scope!r}")
   clip = optax.clip_by_global_norm(float(train_config.clip_norm))
-  decay = float(train_config.get("weight_decay", 0.0))
+  decay = float(train_config.weight_decay)
   if scope == "networks":
     networks = optax.chain(clip, networks)
   if decay > 0.0:
@@ -135,14 +135,14 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   ``total_steps`` leave the carry unchanged, so the last chunk needs no retrace.
   """
   tc = config.train
-  noise = str(tc.get("noise", "kumaraswamy"))
+  noise = str(tc.noise)
   noise_end = float(noise_range(tc)[1])
-  proxy = str(tc.get("proxy", "two_tensor"))
-  final_phase = str(tc.get("final_phase", "ste"))
+  proxy = str(tc.proxy)
+  final_phase = str(tc.final_phase)
   if final_phase not in FINAL_PHASES:
     raise ValueError(f"train.final_phase must be one of {FINAL_PHASES}, got {final_phase!r}")
-  final_cosine = str(tc.get("final_lr_schedule", "constant")) == "cosine"
-  clamp = bool(tc.get("clamp_output", False))
+  final_cosine = str(tc.final_lr_schedule) == "cosine"
+  clamp = bool(tc.clamp_output)
 
   def one_step(image, hyper, carry, _):
     params, opt_state, step, key, best_params, best_loss = carry
@@ -209,7 +209,7 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
   """
   def terms(params, lmbda, img):
     out = loss_terms(params, codec, img, lmbda, config.train.weight_delta, mode="hard",
-                     clamp_output=bool(config.train.get("clamp_output", False)))
+                     clamp_output=bool(config.train.clamp_output))
     return out if keys is None else {k: out[1][k] for k in keys}
 
   # The image is an argument, not a closed-over constant: XLA would otherwise embed
@@ -236,8 +236,8 @@ def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
 
 def noise_range(train_config: ml_collections.ConfigDict) -> tuple[float, float]:
   """``(start, end)`` level of ``train.noise``: Kumaraswamy shape or Gaussian std."""
-  if str(train_config.get("noise", "kumaraswamy")) == "gaussian":
-    return tuple(train_config.get("gaussian_std", (0.22, 0.15)))
+  if str(train_config.noise) == "gaussian":
+    return tuple(train_config.gaussian_std)
   return tuple(train_config.kumaraswamy)
 
 
@@ -250,7 +250,7 @@ def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
   lmbda = config.lmbda if lmbda is None else lmbda
   tc = config.train
   noise_start = noise_range(tc)[0]
-  if str(tc.get("noise", "kumaraswamy")) == "gaussian" and tc.get("noise_from_lmbda", False):
+  if str(tc.noise) == "gaussian" and tc.noise_from_lmbda:
     noise_start = noise_std_from_lmbda(np.ravel(np.asarray(lmbda, np.float64))[0])
   return {"lmbda": jnp.asarray(lmbda, jnp.float32), "soft_steps": jnp.int32(soft_steps),
           "noise_start": jnp.float32(noise_start),

@@ -52,7 +52,7 @@ def check(height: int, width: int, config: ml_collections.ConfigDict,
   """``estimate`` plus ``available``; raises ``ResourceError`` (one line) when the
   estimate exceeds ``config.max_memory_bytes`` (if set) or the machine's memory."""
   est = estimate(height, width, config, num_regions)
-  limit = int(config.get("max_memory_bytes", 0) or 0) or available_bytes()
+  limit = int(config.max_memory_bytes) or available_bytes()
   est["available"] = limit
   if est["bytes"] > limit:
     raise ResourceError(

@@ -30,13 +30,13 @@ def stages(config: ml_collections.ConfigDict) -> list[tuple[int, int]]:
   stage with one candidate or no step is pointless and dropped. ``ValueError`` for
   inconsistent settings.
   """
-  w = config.train.get("warmup", None)
-  if not w:
+  w = config.train.warmup
+  cands = tuple(w.candidates)
+  if not cands:
     return []
-  cands = tuple(w.get("candidates", ()))
   steps = w.get("steps", None)
   if steps is None:
-    frac = float(w.get("fraction", 0.0))
+    frac = float(w.fraction)
     if not 0.0 <= frac < 0.5:
       raise ValueError(f"train.warmup.fraction must be in [0, 0.5), got {frac}")
     steps = [int(round(frac * int(config.num_steps)))] * len(cands)
