@@ -44,8 +44,7 @@ def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image
   if size > min(h, w):
     raise image_io.ImageError(f"--crop={size} is larger than the {w}x{h} image")
-  top, left = (h - size) // 2, (w - size) // 2
-  return image[top:top + size, left:left + size]
+  return image_io.centre_crop(image, size)
 
 
 def main(argv):

@@ -67,8 +67,7 @@ def main(argv):
   print(f"{jax.devices()[0].platform}, {jax.device_count()} device(s)")
   big = 10 * _STEPS.value
   for size in map(int, _SIZES.value):
-    h, w = full.shape[:2]
-    img = jnp.asarray(full[(h - size) // 2:(h + size) // 2, (w - size) // 2:(w + size) // 2])
+    img = jnp.asarray(image_io.centre_crop(full, size))
     runs = [(u, o, c) for u in _UPSAMPLINGS.value for o in _OPTIMIZERS.value
             for c in map(int, _CHUNKS.value)]
     for ups, name, chunk_size in runs:

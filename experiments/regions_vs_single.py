@@ -30,12 +30,7 @@ _CROP = flags.DEFINE_integer("crop", 0, "Centre crop side (0 = whole image).")
 _OUT = flags.DEFINE_string("out_dir", "runs/regions", "Output folder.")
 
 
-def _crop(a: np.ndarray, side: int) -> np.ndarray:
-  if not side:
-    return a
-  h, w = a.shape[:2]
-  t, l = (h - side) // 2, (w - side) // 2
-  return a[t:t + side, l:l + side]
+_crop = image_io.centre_crop
 
 
 def run_row(image, labels, scheme: str, name: str, out: Path) -> dict:

@@ -154,6 +154,17 @@ def validate_image(image: np.ndarray) -> np.ndarray:
   return arr
 
 
+def centre_crop(a: np.ndarray, side: int) -> np.ndarray:
+  """The centred square of an ``(H, W, ...)`` array, ``min(side, H, W)`` on a side (a
+  view; ``side`` 0 = the whole array)."""
+  if not side:
+    return a
+  h, w = a.shape[:2]
+  c = min(int(side), h, w)
+  top, left = (h - c) // 2, (w - c) // 2
+  return a[top:top + c, left:left + c]
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
   """``(H, W, 3)`` float in [0, 1] -> uint8, rounding half up after clipping."""
   return np.floor(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -26,13 +26,7 @@ WORK_FN = "moric_jax.sweeps.ablation:run_job"
 SINGLE = "single-region"
 
 
-def centre_crop(a: np.ndarray, crop: int) -> np.ndarray:
-  if not crop:
-    return a
-  h, w = a.shape[:2]
-  c = min(crop, h, w)
-  top, left = (h - c) // 2, (w - c) // 2
-  return a[top:top + c, left:left + c]
+centre_crop = image_io.centre_crop
 
 
 def row_key(scheme: str, lmbda) -> str:

@@ -63,13 +63,7 @@ git_commit = report.git_commit
 
 def load_crop(path: str, crop: int, max_pixels: int) -> np.ndarray:
   """``(H, W, 3) float32`` image, centre-cropped to ``crop`` x ``crop`` (0 = whole)."""
-  image = image_io.load_image(path, max_pixels=max_pixels)
-  if crop:
-    h, w = image.shape[:2]
-    c = min(crop, h, w)
-    top, left = (h - c) // 2, (w - c) // 2
-    image = image[top:top + c, left:left + c]
-  return image
+  return image_io.centre_crop(image_io.load_image(path, max_pixels=max_pixels), crop)
 
 
 def row_key(image: str, lmbda, chash: str) -> str:
@@ -428,3 +422,52 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
   echo(f"wrote {out / 'results.csv'} ({len(rows)} rows, {added} new), "
        f"{out / 'results.md'}, {out / 'rd.png'}, {out / 'bd.json'}")
   return {"rows": len(rows), "added": added, "missing": missing, "bd": bd}
+
+
+class SweepError(Exception):
+  """A sweep that could not run or finish; the message is the one line to print."""
+
+
+def run(config: ml_collections.ConfigDict, echo: Callable[[str], None] = print) -> None:
+  """Runs the sweep ``config`` (``configs/sweep.py``): plans it, runs its unfinished
+  jobs with ``config.launcher`` and, when they were waited for, collects the tables.
+  ``SweepError`` with one line for a bad launcher or images, a launcher that refuses
+  the jobs, failed jobs or missing rows (a rerun resumes)."""
+  from moric_jax.eval import anchors
+  if str(config.launcher) not in launch.LAUNCHERS:
+    raise SweepError(f"--config.launcher={config.launcher} is not one of "
+                     f"{', '.join(launch.LAUNCHERS)}")
+  launch.default_compile_cache()
+  out = Path(config.output_dir)
+  (out / "files").mkdir(parents=True, exist_ok=True)
+  try:
+    images = expand_images(config.images)
+    anchors.parse_names(config.get("anchors", None))
+  except (FileNotFoundError, ValueError) as e:
+    raise SweepError(str(e)) from None
+  plan = write_plan(config, out, images)
+  chash = plan["config_hash"]
+  # Rows of an earlier, interrupted run may sit in jobs/ unmerged: merge them first.
+  rows, _ = launch.merge_rows(out, out / "results.csv", FIELDS, key_of)
+  done = {key_of(r) for r in rows}
+  lmbdas = lmbdas_of(config)
+  planned = [row_key(Path(p).stem, l, chash) for p in images for l in lmbdas]
+  n_done = sum(k in done for k in planned)
+  jobs = make_jobs(config, images, done, chash, plan["git_commit"])
+  echo(f"{len(images)} images x {len(lmbdas)} lambdas, config {chash}, launcher "
+       f"{config.launcher}: {len(jobs)} job(s); {n_done} rows already done")
+  try:
+    report_ = launch.run_jobs(jobs, out, config)
+  except RuntimeError as e:   # e.g. launcher=slurm where there is no SLURM
+    raise SweepError(str(e)) from None
+  if not report_.waited:
+    echo(f"submitted {report_.submitted} job(s) {report_.job_ids[:3]}...; when they "
+         f"are done: python -m experiments.collect --dir={out}")
+    return
+  summary = collect(out, echo)
+  if report_.failed:
+    raise SweepError(f"{len(report_.failed)} job(s) failed (rerun the same command to "
+                     f"retry them; they resume from their checkpoints): "
+                     + "; ".join(f"{n}: {m}" for n, m, _ in report_.failed[:3]))
+  if summary["missing"]:
+    raise SweepError(f"{len(summary['missing'])} row(s) missing")
