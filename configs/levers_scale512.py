@@ -12,12 +12,7 @@ straight-through final 10%, global clip 1.0, no decay, no clamp, no warm-up).
 import ml_collections
 
 from configs import levers
-
-OLD_DEFAULT = ";".join([
-    "train.proxy=two_tensor", "train.noise=kumaraswamy", "train.temperature=(0.3, 0.1)",
-    "train.final_phase=ste", "train.final_lr_schedule=constant", "train.ste_fraction=0.1",
-    "train.clip_scope=global", "train.clip_norm=1.0", "train.weight_decay=0.0",
-    "train.clamp_output=False", "train.warmup.candidates=()"])
+from configs.levers_scale import OLD_DEFAULT
 
 
 def get_config():

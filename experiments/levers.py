@@ -5,16 +5,17 @@
 
 Each lever is ``config.base`` (a sweep config) with ``config.base_overrides`` (levers
 already kept, "" for none) and the lever's own overrides
-(``"train.optimizer=soap;model.lsn.hidden=(48,)"``), run by ``experiments.sweep`` in
-``<output_dir>/<lever>/`` (real files; rerunning skips finished rows). Writes
+(``"train.optimizer=soap;model.lsn.hidden=(48,)"``), swept in this process
+(``sweeps.rd.run``) in ``<output_dir>/<lever>/`` (real files; rerunning skips
+finished rows). Writes
 ``<output_dir>/levers.md`` and ``levers.json``: per lever, the mean bpp and PSNR per
 lambda, BD-rate against the ``base`` lever and against AVIF and WebP (same crops),
 the PSNR interpolated at ``report_bpp``, and the encode seconds per file.
 """
 from __future__ import annotations
 
+import ast
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +23,6 @@ import numpy as np
 from absl import app
 from ml_collections import config_flags
 
-from configs import sweep as sweep_config
 from moric_jax import image_io
 from moric_jax.eval import bdrate
 from moric_jax.sweeps import launch, rd
@@ -30,52 +30,43 @@ from moric_jax.sweeps import launch, rd
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/levers.py", "Levers config.")
 
 
-def _flag(value) -> str:
-  if isinstance(value, (list, tuple)):
-    return repr(tuple(value))     # parsed back as a tuple by config_flags
-  return str(value)
-
-
-def _leaves(config, prefix: str = "") -> dict:
-  """``{"train.clip_norm": 1.0, ...}``: every leaf of a (nested) ConfigDict."""
-  out = {}
-  for key, value in config.items():
-    if hasattr(value, "items"):
-      out.update(_leaves(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
-def sweep_command(base, out: Path, overrides: str) -> list[str]:
-  """``python -m experiments.sweep`` for the base config plus ``overrides``: the
-  base's images, crop, lambdas, steps and baselines, and every other field where it
-  differs from ``configs/sweep.py`` (``--config.base.seed=1`` reaches the sweeps)."""
-  cmd = [sys.executable, "-m", "experiments.sweep", "--config=configs/sweep.py",
-         f"--config.output_dir={out}"]
-  always = ("images", "crop", "lmbdas", "num_steps", "baselines")
-  for key in always:
-    cmd.append(f"--config.{key}={_flag(base[key])}")
-  defaults = _leaves(sweep_config.get_config())
-  for key, value in _leaves(base).items():
-    if key in always or key == "output_dir" or value is None:
-      continue
-    if key not in defaults or defaults[key] != value:
-      cmd.append(f"--config.{key}={_flag(value)}")
+def lever_config(base, out: Path, overrides: str):
+  """The sweep config of one lever: a copy of ``base`` (every field of it: nothing is
+  lost on the way) with ``output_dir=out`` and ``overrides`` applied
+  (``"train.optimizer=soap;model.lsn.hidden=(48,)"``: dotted keys, Python-literal
+  values, else strings). ``ValueError`` for an item that is not ``key=value`` or names
+  no field of the config."""
+  cfg = base.copy_and_resolve_references()
+  cfg.output_dir = str(out)
   for item in filter(None, (x.strip() for x in overrides.split(";"))):
-    if "=" not in item:
+    key, sep, text = item.partition("=")
+    if not sep:
       raise ValueError(f"lever override {item!r} is not key=value")
-    cmd.append(f"--config.{item}")
-  return cmd
+    *path, last = key.strip().split(".")
+    node = cfg
+    try:
+      for part in path:
+        node = node[part]
+      node[last]   # the field must exist: a typo is an error, not a new field
+    except (KeyError, AttributeError, TypeError):
+      raise ValueError(f"lever override {item!r}: no field {key!r} in the sweep config"
+                       ) from None
+    try:
+      value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      value = text.strip()
+    node[last] = value
+  return cfg
 
 
 def interpolate_psnr(bpps, psnrs, at: float) -> float | None:
-  """PSNR of the piecewise-linear curve at ``at`` bpp (None outside the curve)."""
+  """PSNR of the curve at ``at`` bpp, piecewise linear in log-rate between the
+  neighbouring points (as WORKSPACE's tables state); None outside the curve."""
   order = np.argsort(bpps)
-  b, p = np.asarray(bpps)[order], np.asarray(psnrs)[order]
+  b, p = np.asarray(bpps, np.float64)[order], np.asarray(psnrs)[order]
   if not b[0] <= at <= b[-1]:
     return None
-  return float(np.interp(at, b, p))
+  return float(np.interp(np.log(at), np.log(b), p))
 
 
 def summarise(out: Path, names: list[str], report_bpp: float) -> list[dict]:
@@ -140,16 +131,18 @@ def main(argv):
     sys.exit(f"error: unknown lever(s) {unknown}; known: {', '.join(levers)}")
   names = only or list(levers)
   for name in names:
+    overrides = f"{config.base_overrides};{levers[name]}"
     try:
-      cmd = sweep_command(config.base, out / name,
-                          f"{config.get('base_overrides', '')};{levers[name]}")
+      cfg = lever_config(config.base, out / name, overrides)
     except ValueError as e:
       sys.exit(f"error: lever {name}: {e}")
-    print(f"== lever {name}: {' '.join(cmd[3:])}", flush=True)
-    if subprocess.run(cmd).returncode != 0:
-      sys.exit(f"error: the sweep of lever {name} failed (rerun to resume)")
+    print(f"== lever {name}: {overrides.strip(';') or '(base)'}", flush=True)
+    try:   # in this process: the lever's config is the object the sweep runs
+      rd.run(cfg, echo=lambda line: print(line, flush=True))
+    except rd.SweepError as e:
+      sys.exit(f"error: the sweep of lever {name} failed (rerun to resume): {e}")
   all_names = [n for n in levers if (out / n / "results.csv").exists()]
-  report_bpp = float(config.get("report_bpp", 0.49))
+  report_bpp = float(config.report_bpp)
   table = summarise(out, all_names, report_bpp)
   image_io.atomic_write_bytes(out / "levers.json", json.dumps(table, indent=1).encode())
   image_io.atomic_write_bytes(out / "levers.md", markdown(table, report_bpp).encode())

@@ -5,25 +5,25 @@ from experiments import levers
 from moric_jax.sweeps import launch, rd
 
 
-def test_sweep_command_carries_base_and_lever_overrides(tmp_path):
+def test_lever_config_carries_every_base_field_and_the_overrides(tmp_path):
   cfg = levers_config.get_config()
-  cmd = levers.sweep_command(cfg.base, tmp_path / "soap",
-                             "train.clip_norm=2.0;train.optimizer=soap")
-  assert cmd[1:3] == ["-m", "experiments.sweep"]
-  assert f"--config.output_dir={tmp_path / 'soap'}" in cmd
-  assert "--config.lmbdas=(0.0005, 0.001, 0.002, 0.004)" in cmd
-  assert "--config.baselines=('webp', 'avif')" in cmd
-  assert cmd[-2:] == ["--config.train.clip_norm=2.0", "--config.train.optimizer=soap"]
-  with pytest.raises(ValueError, match="key=value"):
-    levers.sweep_command(cfg.base, tmp_path, "train.optimizer")
-  # Any other field of the base that differs from the sweep's default goes along
-  # (levers.py forwarded only the five above, and --config.base.seed=1 was lost).
-  assert not any(c.startswith("--config.seed=") for c in cmd)
   cfg.base.seed = 1
   cfg.base.train.chunk_size = 77
-  cmd = levers.sweep_command(cfg.base, tmp_path / "s1", "")
-  assert "--config.seed=1" in cmd and "--config.train.chunk_size=77" in cmd
-  assert not any(c.startswith("--config.output_dir=runs") for c in cmd)
+  lever = levers.lever_config(cfg.base, tmp_path / "soap",
+                              "train.clip_norm=2.0; train.optimizer=soap;"
+                              "model.lsn.hidden=(48,);train.warmup.candidates=(5, 2)")
+  assert lever.output_dir == str(tmp_path / "soap")
+  assert tuple(lever.lmbdas) == (0.0005, 0.001, 0.002, 0.004)
+  assert lever.seed == 1 and lever.train.chunk_size == 77   # nothing lost on the way
+  assert lever.train.clip_norm == 2.0 and lever.train.optimizer == "soap"
+  assert tuple(lever.model.lsn.hidden) == (48,)
+  assert tuple(lever.train.warmup.candidates) == (5, 2)
+  assert cfg.base.train.optimizer != "soap" or cfg.base.train.clip_norm != 2.0  # a copy
+  assert cfg.base.output_dir != lever.output_dir
+  with pytest.raises(ValueError, match="key=value"):
+    levers.lever_config(cfg.base, tmp_path, "train.optimizer")
+  with pytest.raises(ValueError, match="no field"):
+    levers.lever_config(cfg.base, tmp_path, "train.optimiser=soap")
 
 
 def _rows(path, points, codec=None):
@@ -46,7 +46,9 @@ def test_summary_bd_rates_against_base_and_anchor(tmp_path):
   assert table["better"]["bd_vs_base"] == pytest.approx(-20.0, abs=0.5)
   assert table["base"]["bd_vs_avif"] == pytest.approx(-20.0, abs=0.5)
   assert "bd_vs_base" not in table["base"]
-  assert table["base"]["psnr_at"] == pytest.approx(31.9)
+  import math   # 0.49 bpp between (0.3, 30) and (0.5, 32), linear in log-rate
+  assert table["base"]["psnr_at"] == pytest.approx(
+      30 + 2 * math.log(0.49 / 0.3) / math.log(0.5 / 0.3))
   md = levers.markdown(list(table.values()), 0.49)
   assert "| better |" in md and "-20.0%" in md
   assert levers.interpolate_psnr([0.3, 0.5], [30, 32], 0.9) is None
