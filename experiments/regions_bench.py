@@ -140,11 +140,17 @@ def bd_of(rows: list[dict], anchor: list[dict]) -> float | None:
     return None
 
 
+def network_bits(point: dict) -> float:
+  """Bits of every network of a file: the shared ones (ARM, upsampling, GMN) and each
+  region's LSN (one region: its LSN is the whole synthesis)."""
+  return point["bits_shared_weights"] + sum(r["bits_weights"] for r in point["regions"])
+
+
 def markdown(done: dict, images: list[str], seeds: list[int], row_names: list[str]) -> str:
   lines = [f"{_STEPS.value} steps, crop {_CROP.value or 'full'}, lambdas "
            f"{', '.join(_LMBDAS.value)}" + (f", overrides {_SET.value}" if _SET.value else ""),
            "", "| image | seed | row | BD-rate vs single | bpp | PSNR dB | object bits "
-           "(latents / net / contour) | shared net bits | MACs/px | decode ms |",
+           "(latents / net / contour) | network bits, all | MACs/px | decode ms |",
            "|---|---|---|---|---|---|---|---|---|---|"]
   bds: dict[str, list[float]] = {}
   for im in images:
@@ -164,7 +170,7 @@ def markdown(done: dict, images: list[str], seeds: list[int], row_names: list[st
             f"| {im} | {seed} | {name} | {'-' if bd is None else f'{bd:+.2f}%'} | "
             + " / ".join(f"{p['bpp']:.4f}" for p in rows) + " | "
             + " / ".join(f"{p['psnr']:.2f}" for p in rows) + f" | {obj} | "
-            + " / ".join(f"{p['bits_shared_weights']:.0f}" for p in rows) + " | "
+            + " / ".join(f"{network_bits(p):.0f}" for p in rows) + " | "
             + f"{rows[0]['macs_per_pixel']:.0f} | "
             + " / ".join(f"{p['decode_ms']:.0f}" for p in rows) + " |")
   lines += ["", "| row | mean BD-rate vs single | worst | n |", "|---|---|---|---|"]

@@ -372,16 +372,53 @@ def compose_modular(stages: np.ndarray, gmn: dict, layers: list, height: int, wi
     else:
       view[m] = j
   agg = {k: v for k, v in gmn.items() if k != "trunk"}
-  flat = stages.reshape(stages.shape[0], 3, height * width)
+  num_stages = stages.shape[0]
+  flat = stages.reshape(num_stages, 3, height * width)
+  if _synth is not None:
+    rows, cols = np.divmod(np.arange(height * width), width)
+    coords = region_net.pixel_coordinates(rows, cols, height, width)
+    xp = np.zeros((3, height * width), np.float32)
+    for j, (params, _, _) in enumerate(layers):
+      idx = np.flatnonzero(owner.ravel() == j).astype(np.int64)
+      if idx.size:
+        _region_program(params, agg, num_stages, activation).run(
+            [coords] + [flat[k].T for k in range(num_stages)], [xp.T], idx.size, idx, idx)
+    return np.ascontiguousarray(xp.T).reshape(height, width, 3)
   x = np.zeros((height * width, 3), np.float32)
-  for j, (params, (t, l, bh, bw), _) in enumerate(layers):
+  for j, (params, _, _) in enumerate(layers):
     idx = np.flatnonzero(owner.ravel() == j)
     if not idx.size:
       continue
     coords = region_net.pixel_coordinates(idx // width, idx % width, height, width)
-    feats = [np.ascontiguousarray(flat[k][:, idx].T) for k in range(flat.shape[0])]
+    feats = [np.ascontiguousarray(flat[k][:, idx].T) for k in range(num_stages)]
     x[idx] = region_net.apply(params, agg, coords, feats, activation, np)
   return x.reshape(height, width, 3)
+
+
+def _region_program(params: dict, agg: dict, num_stages: int, activation: str
+                    ) -> "_Program":
+  """``region_net.apply`` as a ``_synth.mlp`` program (inputs: coordinates, then the
+  trunk stages; output: RGB). Residual sums are dense layers over concatenated rows:
+  ``s + R act(s) = [s, act(s)] @ [[I], [R]] + b``, ``U_K + H s = [s, U_K] @ [[H], [I]] + b``."""
+  width = int(np.asarray(params["Dense_in"]["bias"]).shape[0])
+  eye = lambda n: np.eye(n, dtype=np.float32)
+  prog = _Program()
+  c = prog.load(0, 2)
+  stages = [prog.load(1 + k, 3) for k in range(num_stages)]
+  s = prog.act(prog.dense(params["Dense_in"], c), activation)
+  for k in range(num_stages):
+    t = prog.act(prog.dense({"kernel": eye(width), "bias": np.zeros(width, np.float32)},
+                            s), activation)
+    res = params[f"Res_{k}"]
+    s = prog.dense({"kernel": np.concatenate([eye(width), res["kernel"]]),
+                    "bias": res["bias"]}, s + t)
+    s = prog.act(prog.dense(agg[f"Agg_{k}"], s + [r for u in stages[:k + 1] for r in u]),
+                 activation)
+  head = params["Head"]
+  out = prog.dense({"kernel": np.concatenate([head["kernel"], eye(3)]),
+                    "bias": head["bias"]}, s + stages[-1])
+  prog.store(out, 0)
+  return prog
 
 
 def conv_reach(arch) -> int:
