@@ -66,7 +66,7 @@ def craft(f: bitstream.MoricFile, *, height=None, width=None, mode=None,
   ``layers`` the object layers' bytes (each CRC'd as given).
   """
   out = bytearray(bitstream.MAGIC)
-  out.append(bitstream.VERSION)
+  out.append(bitstream.MORIC_VERSION if f.modulation == "moric" else 5)   # as bitstream.write
   out += _varint(f.height if height is None else height)
   out += _varint(f.width if width is None else width)
   out.append((f.mode if mode is None else mode) & 0xFF)

@@ -26,7 +26,7 @@ import numpy as np
 
 def every(train_config: ml_collections.ConfigDict) -> int:
   """Steps between checks (0 = off). ``ValueError`` if negative."""
-  k = int(train_config.hard_check_every)
+  k = int(train_config["hard_check_every"])
   if k < 0:
     raise ValueError(f"train.hard_check_every must be >= 0, got {k}")
   return k
