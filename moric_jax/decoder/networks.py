@@ -358,12 +358,10 @@ def trunk_stages(params: dict, stack: np.ndarray, height: int, width: int, arch
   return out
 
 
-def compose_modular(stages: np.ndarray, gmn: dict, layers: list, height: int, width: int,
-                    activation: str) -> np.ndarray:
-  """The ``moric`` layout: ``stages`` ``(K, 3, H, W)`` from ``trunk_stages``, ``gmn``
-  its dequantized tree (aggregator ``Agg_k``); ``layers`` as in ``compose`` (region
-  network params, box, mask). Each region network runs only at the pixels it shows
-  (a later layer wins); pixels no layer draws are 0. -> ``(H, W, 3)`` float32."""
+def layer_owners(layers: list, height: int, width: int) -> np.ndarray:
+  """``(H, W) int32``: the layer that draws each pixel (the last one covering it; -1
+  where none does). ``layers`` as in ``compose``: ``(params, (top, left, h, w), mask
+  or None for the whole box)``."""
   owner = np.full((height, width), -1, np.int32)
   for j, (_, (t, l, bh, bw), m) in enumerate(layers):
     view = owner[t:t + bh, l:l + bw]
@@ -371,6 +369,16 @@ def compose_modular(stages: np.ndarray, gmn: dict, layers: list, height: int, wi
       view[...] = j
     else:
       view[m] = j
+  return owner
+
+
+def compose_modular(stages: np.ndarray, gmn: dict, layers: list, height: int, width: int,
+                    activation: str) -> np.ndarray:
+  """The ``moric`` layout: ``stages`` ``(K, 3, H, W)`` from ``trunk_stages``, ``gmn``
+  its dequantized tree (aggregator ``Agg_k``); ``layers`` as in ``compose`` (region
+  network params, box, mask). Each region network runs only at the pixels it shows
+  (a later layer wins); pixels no layer draws are 0. -> ``(H, W, 3)`` float32."""
+  owner = layer_owners(layers, height, width)
   agg = {k: v for k, v in gmn.items() if k != "trunk"}
   num_stages = stages.shape[0]
   flat = stages.reshape(num_stages, 3, height * width)
@@ -454,13 +462,7 @@ def compose(stack: np.ndarray, signals: list[np.ndarray] | None, layers: list,
   values at every pixel they read). Uses the compiled kernels; without them, the
   reference path (whole boxes).
   """
-  owner = np.full((height, width), -1, np.int32)
-  for j, (_, (t, l, bh, bw), m) in enumerate(layers):
-    view = owner[t:t + bh, l:l + bw]
-    if m is None:
-      view[...] = j
-    else:
-      view[m] = j
+  owner = layer_owners(layers, height, width)
   if _synth is None:
     x = np.zeros((height, width, 3), np.float32)
     for j, (params, (t, l, bh, bw), m) in enumerate(layers):
