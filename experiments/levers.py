@@ -14,7 +14,6 @@ the PSNR interpolated at ``report_bpp``, and the encode seconds per file.
 """
 from __future__ import annotations
 
-import ast
 import json
 import sys
 from pathlib import Path
@@ -33,29 +32,11 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/levers.py", "Levers
 def lever_config(base, out: Path, overrides: str):
   """The sweep config of one lever: a copy of ``base`` (every field of it: nothing is
   lost on the way) with ``output_dir=out`` and ``overrides`` applied
-  (``"train.optimizer=soap;model.lsn.hidden=(48,)"``: dotted keys, Python-literal
-  values, else strings). ``ValueError`` for an item that is not ``key=value`` or names
-  no field of the config."""
+  (``"train.optimizer=soap;model.lsn.hidden=(48,)"``, ``rd.apply_overrides``).
+  ``ValueError`` for an item that is not ``key=value`` or names no field."""
   cfg = base.copy_and_resolve_references()
   cfg.output_dir = str(out)
-  for item in filter(None, (x.strip() for x in overrides.split(";"))):
-    key, sep, text = item.partition("=")
-    if not sep:
-      raise ValueError(f"lever override {item!r} is not key=value")
-    *path, last = key.strip().split(".")
-    node = cfg
-    try:
-      for part in path:
-        node = node[part]
-      node[last]   # the field must exist: a typo is an error, not a new field
-    except (KeyError, AttributeError, TypeError):
-      raise ValueError(f"lever override {item!r}: no field {key!r} in the sweep config"
-                       ) from None
-    try:
-      value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-      value = text.strip()
-    node[last] = value
+  rd.apply_overrides(cfg, [x for x in overrides.split(";")])
   return cfg
 
 

@@ -27,6 +27,7 @@ from absl import app, flags
 from moric_jax import api, image_io, presets
 from moric_jax.eval import bdrate
 from moric_jax.regions import masks as masks_lib
+from moric_jax.sweeps import rd
 
 _IMAGES = flags.DEFINE_list("images", ["kodim23", "kodim04", "kodim15", "kodim20"],
                             "Kodak image names (or paths to images).")
@@ -65,21 +66,6 @@ def _resolve(name: str, folder: str) -> Path:
   return p if p.suffix else Path(folder) / f"{name}.png"
 
 
-def apply_overrides(config, settings: list[str]) -> None:
-  """``FIELD=VALUE`` (dotted field, Python-literal value) into ``config``."""
-  import ast
-  for s in settings:
-    field, _, value = s.partition("=")
-    node = config
-    *path, last = field.split(".")
-    for part in path:
-      node = node[part]
-    try:
-      node[last] = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      node[last] = value
-
-
 def row_labels(row: str, image: np.ndarray, mask: np.ndarray, seed: int
                ) -> tuple[np.ndarray | None, str]:
   """``(labels or None, modulation scheme)`` of a benchmark row."""
@@ -101,7 +87,7 @@ def encode_row(image: np.ndarray, labels, scheme: str, lmbdas: list[float], seed
   config.seed = seed
   if scheme != "none":
     config.model.modulation = scheme
-  apply_overrides(config, _SET.value)
+  rd.apply_overrides(config, _SET.value)
   t0 = time.perf_counter()
   results = compress_image_batched(image, config, lmbdas, labels=labels)
   train_each = (time.perf_counter() - t0) / len(lmbdas)

@@ -22,7 +22,7 @@ def test_lever_config_carries_every_base_field_and_the_overrides(tmp_path):
   assert cfg.base.output_dir != lever.output_dir
   with pytest.raises(ValueError, match="key=value"):
     levers.lever_config(cfg.base, tmp_path, "train.optimizer")
-  with pytest.raises(ValueError, match="no field"):
+  with pytest.raises(ValueError, match="no field"):  # a typo, in any front end
     levers.lever_config(cfg.base, tmp_path, "train.optimiser=soap")
 
 

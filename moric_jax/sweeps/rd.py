@@ -424,6 +424,30 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
   return {"rows": len(rows), "added": added, "missing": missing, "bd": bd}
 
 
+def apply_overrides(config: ml_collections.ConfigDict, items) -> None:
+  """``"dotted.key=value"`` items into ``config`` in place (Python-literal values, else
+  strings; blank items skipped). ``ValueError`` for an item that is not ``key=value``
+  or names no existing field (a typo is an error, not a new field)."""
+  import ast
+  for item in filter(None, (x.strip() for x in items)):
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ValueError(f"override {item!r} is not key=value")
+    *path, last = key.strip().split(".")
+    node = config
+    try:
+      for part in path:
+        node = node[part]
+      node[last]
+    except (KeyError, AttributeError, TypeError):
+      raise ValueError(f"override {item!r}: no field {key!r} in the config") from None
+    try:
+      value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+      value = text.strip()
+    node[last] = value
+
+
 class SweepError(Exception):
   """A sweep that could not run or finish; the message is the one line to print."""
 
