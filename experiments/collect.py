@@ -6,9 +6,11 @@ Works on the output directory of ``experiments.sweep`` (it reads ``sweep.json``)
 and of ``experiments.ablate_modulation`` (``ablation.json``), finished or not: rows
 of finished jobs are merged into ``results.csv`` (this is the one writer), and
 ``results.md``, ``rd.png`` (and for sweeps ``baselines.csv``, ``bd.json``) are
-rewritten. Sweeps of full images also draw the published anchors (Cool-chic 5.0 /
-4.2 / 3.4, C3; ``--anchors=coolchic50,c3`` picks) and give BD-rates against each on
-the same images. Missing rows are listed; rerun the launch command to retry them.
+rewritten. Sweeps of full images also draw the published anchors (Cool-chic 5.0.1 /
+4.2 / 3.1, C3; ``--anchors=coolchic50,c3`` picks) and give BD-rates against each on
+the same images (only images with every lambda; C3, a mean of the 24 Kodak images,
+only when all 24 are). Missing rows are listed, and an incomplete sweep's
+``results.md`` and ``bd.json`` say so; rerun the launch command to retry them.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from absl import app, flags
 _DIR = flags.DEFINE_string("dir", None, "Output directory of a sweep or ablation.")
 _ANCHORS = flags.DEFINE_string(
     "anchors", None, "Published anchors to draw and compare with (sweeps): all, none or "
-    "comma-separated names (coolchic50, coolchic50_clic20, coolchic42, coolchic34, c3); "
+    "comma-separated names (coolchic50, coolchic50_clic20, coolchic42, coolchic31, c3); "
     "default: the sweep config's.")
 
 

@@ -17,7 +17,6 @@ on rerun; ``results.md`` holds the tables, ``rd_<image>.png`` the curves.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -186,11 +185,7 @@ def main(argv):
   out = Path(_OUT.value)
   out.mkdir(parents=True, exist_ok=True)
   path = out / "results.jsonl"
-  done = {}
-  if path.exists():
-    for line in path.read_text().splitlines():
-      r = json.loads(line)
-      done[r["key"]] = r["points"]
+  done = rd.read_jsonl(path, "points")
   names = []
   for spec in _IMAGES.value:
     img_path, mask_path = _resolve(spec, _KODAK.value), _resolve(spec, _MASKS.value)
@@ -214,8 +209,7 @@ def main(argv):
         stem = f"{im}_s{seed}_{row.replace(':', '')}"
         points = encode_row(image, lab, scheme, lmbdas, seed, out, stem)
         done[key] = points
-        with path.open("a") as fh:
-          fh.write(json.dumps({"key": key, "points": points}) + "\n")
+        rd.append_jsonl(path, key, "points", points)
         for p in points:
           print(f"  lambda {p['lmbda']:g}: {p['bpp']:.4f} bpp, {p['psnr']:.2f} dB, "
                 f"decode {p['decode_ms']:.0f} ms", flush=True)

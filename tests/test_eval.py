@@ -131,15 +131,17 @@ def test_shipped_anchors():
                    if r.image == i and r.lmbda == 0.001][0] for i in ("kodim01", "kodim23")])
   assert min(abs(b - want) for b in two.bpps) < 1e-12
   assert anchors.curve_on("coolchic50_clic20", ["kodim23"]) is None
-  assert len(anchors.curve_on("coolchic34", list(anchors.KODAK)).images) == 24
+  assert len(anchors.curve_on("coolchic31", list(anchors.KODAK)).images) == 24
   assert anchors.parse_names("coolchic50, c3") == ("coolchic50", "c3")
   assert anchors.parse_names("none") == () and anchors.parse_names(None) == anchors.DEFAULT
   with pytest.raises(ValueError, match="coolchic99"):
     anchors.parse_names("coolchic99")
-  # Cool-chic 5.0 beats 3.4 on the Kodak means (SOURCE.md: about -11%).
+  with pytest.raises(ValueError, match="Cool-chic 3.1's values and is now coolchic31"):
+    anchors.parse_names("coolchic34")
+  # Cool-chic 5.0.1 beats 3.1 on the Kodak means (SOURCE.md: about -11%).
   cc50 = anchors.curve_on("coolchic50", list(anchors.KODAK))
-  cc34 = anchors.curve_on("coolchic34", list(anchors.KODAK))
-  value, _ = bdrate.bd_rate_auto(cc34.bpps, cc34.psnrs, cc50.bpps, cc50.psnrs)
+  cc31 = anchors.curve_on("coolchic31", list(anchors.KODAK))
+  value, _ = bdrate.bd_rate_auto(cc31.bpps, cc31.psnrs, cc50.bpps, cc50.psnrs)
   assert -15 < value < -7
 
 
@@ -166,3 +168,24 @@ def test_bd_rate_linear_on_two_point_curves():
   import pytest
   with pytest.raises(ValueError, match="overlap"):
     bdrate.bd_rate_linear(r, d, r, [40.0, 45.0])
+
+
+def test_shipped_anchors_follow_the_shared_copy():
+  """Every table of ../shared/data/anchors/ ships byte for byte, under its name, with
+  the label its SOURCE.md gives (the shared copy is upstream's at Cool-chic v5.0.1)."""
+  from moric_jax.eval import anchors
+  shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "anchors"
+  if not shared.is_dir():
+    pytest.skip(f"{shared} not here")
+  names = sorted(p.name for p in shared.glob("*.tsv"))
+  assert names and all((anchors.ANCHOR_DIR / n).read_bytes() == (shared / n).read_bytes()
+                       for n in names)
+  shipped = {a.file: a.label for a in anchors.ANCHORS.values()}
+  assert set(names) <= set(shipped) and set(shipped) - set(names) == {"c3_kodak_mean.tsv"}
+  assert shipped["coolchic31_kodak.tsv"] == "Cool-chic 3.1"
+  assert shipped["coolchic50_kodak.tsv"] == shipped["coolchic50_clic20.tsv"] == "Cool-chic 5.0.1"
+  assert sorted(p.name for p in anchors.ANCHOR_DIR.glob("*.tsv")) == sorted(shipped)
+  # C3's shipped points are the ones the shared SOURCE.md lists.
+  text = (shared / "SOURCE.md").read_text()
+  for r in anchors.rows("c3"):
+    assert f"{r.bpp:.4f}\u2192{r.psnr:.2f}" in text, r

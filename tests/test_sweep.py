@@ -120,11 +120,12 @@ def test_collect_compares_with_anchors_on_the_same_images(tmp_path):
   summary = rd.collect(out, echo=lambda *_: None)
   bd = json.loads((out / "bd.json").read_text())["anchors"]
   assert summary["bd"]["anchors"] == bd
-  assert set(bd) == {"coolchic50", "coolchic42", "coolchic34", "c3"}   # no CLIC rows
+  assert set(bd) == {"coolchic50", "coolchic42", "coolchic31", "c3"}   # no CLIC rows
   e = bd["coolchic50"]
   assert e["images"] == 2 and e["same_images"] and e["overlap_fraction"] == 1.0
   assert abs(e["bd_rate_percent"] - 20.0) < 0.05, e
   assert bd["c3"]["images"] == 24 and not bd["c3"]["same_images"]
+  assert bd["c3"]["bd_rate_percent"] is None and "mean of 24" in bd["c3"]["error"]
   assert bd["coolchic42"]["bd_rate_percent"] is not None
   md = (out / "results.md").read_text()
   assert "BD-rate vs published anchors" in md and "+20.0%" in md
@@ -138,6 +139,62 @@ def test_collect_compares_with_anchors_on_the_same_images(tmp_path):
   e = json.loads((crop / "bd.json").read_text())["anchors"]["coolchic50"]
   assert e["bd_rate_percent"] is None and "crops" in e["error"]
 
+
+
+def test_collect_mean_only_anchor_needs_all_its_images_and_incomplete_sweeps_say_so(
+    tmp_path):
+  """C3 publishes a 24-image mean: a BD-rate against it only for a sweep with every
+  Kodak image at every lambda. An incomplete sweep compares only its complete images
+  (no mean curve mixes image sets) and says so in results.md, bd.json and the plot."""
+  from moric_jax.eval import anchors
+  from moric_jax.sweeps import rd
+  kodak = list(anchors.KODAK)
+  rows = [{"image": r.image, "lmbda": r.lmbda, "bpp": 1.2 * r.bpp, "psnr": r.psnr}
+          for r in anchors.rows("coolchic50")]
+  full = tmp_path / "full"
+  _fake_sweep(full, kodak, rows, anchors="coolchic50,c3")
+  summary = rd.collect(full, echo=lambda *_: None)
+  assert not summary["missing"]
+  bd = json.loads((full / "bd.json").read_text())
+  assert "incomplete" not in bd
+  c3 = bd["anchors"]["c3"]
+  assert c3["same_images"] and c3["images"] == 24 and c3["bd_rate_percent"] is not None
+  assert abs(bd["anchors"]["coolchic50"]["bd_rate_percent"] - 20.0) < 0.05
+  assert "Incomplete" not in (full / "results.md").read_text()
+  # kodim01 misses its highest lambda: C3 gets no BD-rate; Cool-chic 5.0.1 is
+  # compared on the 23 complete images, both curves over those 23.
+  top = max(r["lmbda"] for r in rows)
+  part = tmp_path / "part"
+  _fake_sweep(part, kodak, [r for r in rows if (r["image"], r["lmbda"]) != ("kodim01", top)],
+              anchors="coolchic50,c3")
+  lines = []
+  summary = rd.collect(part, echo=lines.append)
+  assert len(summary["missing"]) == 1 and any("1 of 120 rows missing" in l for l in lines)
+  bd = json.loads((part / "bd.json").read_text())
+  assert bd["incomplete"]["rows_missing"] == 1
+  assert bd["incomplete"]["images_compared"] == kodak[1:]
+  c3, cc = bd["anchors"]["c3"], bd["anchors"]["coolchic50"]
+  assert c3["bd_rate_percent"] is None and not c3["same_images"]
+  assert "23 of them have every lambda" in c3["error"]
+  assert cc["same_images"] and cc["images"] == 23 and not cc["complete"]
+  assert abs(cc["bd_rate_percent"] - 20.0) < 0.05
+  md = (part / "results.md").read_text()
+  assert md.startswith("**Incomplete sweep**: 1 of 120 rows missing; 23 of 24 images")
+  assert "compared on the 23 of 24 images with every lambda" in md
+  c3_line = next(l for l in md.splitlines() if l.startswith("| C3"))
+  assert "| no |" in c3_line and "%" not in c3_line.split("|")[4]
+  # No image complete yet: nothing claims "same images".
+  none = tmp_path / "none"
+  _fake_sweep(none, ["kodim01", "kodim23"],
+              [r for r in rows if r["image"] in ("kodim01", "kodim23") and r["lmbda"] != top],
+              anchors="coolchic50")
+  plan = json.loads((none / "sweep.json").read_text())
+  plan["lmbdas"].append(top)
+  (none / "sweep.json").write_text(json.dumps(plan))
+  rd.collect(none, echo=lambda *_: None)
+  e = json.loads((none / "bd.json").read_text())["anchors"]["coolchic50"]
+  assert not e["same_images"] and e["bd_rate_percent"] is None
+  assert "none yet" in (none / "results.md").read_text()
 
 def test_collect_unknown_anchor_is_one_line(tmp_path):
   images = ["kodim23"]

@@ -1,11 +1,12 @@
-"""Published anchor results (Cool-chic 5.0 / 4.2 / 3.4, C3), shipped as data.
+"""Published anchor results (Cool-chic 5.0.1 / 4.2 / 3.1, C3), shipped as data.
 
 The tables live in ``moric_jax/data/anchors/`` (sources and citations in its
 ``SOURCE.md``). A sweep compares itself with an anchor **on the same images**:
 ``curve_on(name, images)`` averages the anchor's rows of those images lambda by
 lambda (only the lambdas every one of them has), and says how many images it used.
 C3 publishes only its 24-image Kodak mean: its curve is the same images only when the
-sweep ran all 24 (``AnchorCurve.same_images`` says so).
+sweep ran all 24 (``AnchorCurve.same_images`` says so), and only then may a sweep give a
+BD-rate against it (``sweeps.rd.anchor_comparison``).
 
 Pure data access: no plotting, no files written.
 """
@@ -32,13 +33,16 @@ class Anchor:
 
 
 ANCHORS: dict[str, Anchor] = {
-    "coolchic50": Anchor("Cool-chic 5.0", "coolchic50_kodak.tsv"),
-    "coolchic50_clic20": Anchor("Cool-chic 5.0", "coolchic50_clic20.tsv"),
+    "coolchic50": Anchor("Cool-chic 5.0.1", "coolchic50_kodak.tsv"),
+    "coolchic50_clic20": Anchor("Cool-chic 5.0.1", "coolchic50_clic20.tsv"),
     "coolchic42": Anchor("Cool-chic 4.2", "coolchic42_kodak_with_decode_times.tsv"),
-    "coolchic34": Anchor("Cool-chic 3.4", "coolchic34_kodak.tsv"),
+    "coolchic31": Anchor("Cool-chic 3.1", "coolchic31_kodak.tsv"),
     "c3": Anchor("C3", "c3_kodak_mean.tsv", mean_of=KODAK),
 }
-DEFAULT = ("coolchic50", "coolchic50_clic20", "coolchic42", "coolchic34", "c3")
+DEFAULT = ("coolchic50", "coolchic50_clic20", "coolchic42", "coolchic31", "c3")
+# Names that were wrong and are gone: name -> what to say.
+RENAMED = {"coolchic34": "coolchic34 held Cool-chic 3.1's values and is now coolchic31 "
+                         "(upstream's 3.4 Kodak table equals its 4.2 one: coolchic42)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +77,9 @@ def parse_names(spec: str | Sequence[str] | None) -> tuple[str, ...]:
   if items == ["all"]:
     return DEFAULT
   bad = [s for s in items if s not in ANCHORS]
+  for s in bad:
+    if s in RENAMED:
+      raise ValueError(f"unknown anchor {s!r}: {RENAMED[s]}")
   if bad:
     raise ValueError(f"unknown anchor(s) {bad}; known: {', '.join(ANCHORS)}, all, none")
   return tuple(dict.fromkeys(items))

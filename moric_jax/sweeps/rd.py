@@ -253,10 +253,13 @@ def mean_curve(rows: list[dict], key_field: str) -> tuple[list[float], list[floa
   return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def markdown_table(rows: list[dict], lmbdas: list[float]) -> str:
-  """Per-image rows plus the mean over images of every lambda."""
-  cols = ["image", "lmbda", "bpp", "psnr", "ms_ssim", "bytes", "encode_seconds",
+def markdown_table(rows: list[dict], lmbdas: list[float], extra: tuple[str, ...] = ()
+                   ) -> str:
+  """Per-image rows plus the mean over images of every lambda; ``extra`` columns
+  (e.g. ``("seed",)``) go after ``lmbda`` and are left blank in the mean rows."""
+  cols = ["image", "lmbda", *extra, "bpp", "psnr", "ms_ssim", "bytes", "encode_seconds",
           "decode_seconds"]
+  measured = cols[2 + len(extra):]
   lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
   def cell(v):
@@ -265,27 +268,67 @@ def markdown_table(rows: list[dict], lmbdas: list[float]) -> str:
     except (TypeError, ValueError):
       return str(v)
 
-  for r in sorted(rows, key=lambda r: (r["image"], float(r["lmbda"]))):
+  for r in sorted(rows, key=lambda r: (r["image"], float(r["lmbda"]),
+                                      *(str(r.get(c, "")) for c in extra))):
     lines.append("| " + " | ".join(cell(r.get(c, "")) for c in cols) + " |")
   for l in lmbdas:
     g = [r for r in rows if abs(float(r["lmbda"]) - l) <= 1e-12 * max(1.0, l)]
     if g:
       mean = {c: np.mean([float(r[c]) for r in g if r.get(c, "") != ""] or [np.nan])
-              for c in cols[2:]}
-      lines.append("| " + " | ".join([f"**mean of {len(g)}**", cell(l)] +
-                                     [cell(mean[c]) for c in cols[2:]]) + " |")
+              for c in measured}
+      lines.append("| " + " | ".join([f"**mean of {len(g)}**", cell(l)] + [""] * len(extra)
+                                     + [cell(mean[c]) for c in measured]) + " |")
   return "\n".join(lines) + "\n"
 
 
-def anchor_comparison(rows: list[dict], names: list[str], anchor_names, crop: int
-                      ) -> tuple[dict, dict, dict]:
+def read_jsonl(path: str | Path, field: str) -> dict:
+  """``{key: record[field]}`` of a benchmark's ``results.jsonl`` (one JSON object a
+  line, each with ``key``; a later line wins); empty when the file does not exist. A
+  torn last line (a run killed mid-write) is skipped: its point runs again."""
+  done = {}
+  path = Path(path)
+  if path.exists():
+    for line in path.read_text().splitlines():
+      try:
+        record = json.loads(line)
+      except ValueError:
+        continue
+      done[record["key"]] = record[field]
+  return done
+
+
+def append_jsonl(path: str | Path, key: str, field: str, value) -> None:
+  """Appends one finished point ``{"key": key, field: value}`` to ``results.jsonl``."""
+  with Path(path).open("a") as fh:
+    fh.write(json.dumps({"key": key, field: value}) + "\n")
+
+
+def complete_images(rows: list[dict], names: list[str], lmbdas) -> list[str]:
+  """Those of ``names`` that have a row at every one of ``lmbdas``: the images a mean
+  curve may average without mixing image sets from one lambda to the next."""
+  have: dict[str, set[float]] = {}
+  for r in rows:
+    have.setdefault(r["image"], set()).add(round(float(r["lmbda"]), 12))
+  want = {round(float(l), 12) for l in lmbdas}
+  return [n for n in names if want <= have.get(n, set())]
+
+
+def anchor_comparison(rows: list[dict], names: list[str], anchor_names, crop: int,
+                      lmbdas=None) -> tuple[dict, dict, dict]:
   """Published anchors (``eval.anchors``) against this sweep, on the same images.
 
+  Only the sweep's images that have every one of ``lmbdas`` (default: every lambda in
+  ``rows``) are compared, so neither mean curve mixes image sets. A per-image anchor
+  is averaged over those of them it has, and so is our curve; an anchor published only
+  as a mean (C3: the 24 Kodak images) gets a BD-rate only when all its images are
+  among them (its curve is still drawn, ``error`` says why there is no BD-rate).
+
   Returns ``(curves, bd, styles)``: ``curves[label] = (bpps, psnrs)`` to draw, ``bd[name]``
-  the BD-rate of our curve against the anchor's (both the mean over the images both
-  have, lambda by lambda) with ``images`` (how many), ``same_images``, the PSNR
-  overlap and its fraction; and dashed line styles. Crops are not comparable with the
-  anchors' full images: nothing is drawn, ``bd`` says why.
+  with ``images`` (how many the anchor's curve averages), ``same_images`` (both curves
+  average exactly the same images: the only case with a BD-rate), ``complete`` (every
+  image of the sweep has every lambda), the BD-rate, the PSNR overlap and its
+  fraction; and dashed line styles. Crops are not comparable with the anchors' full
+  images: nothing is drawn, ``bd`` says why.
   """
   from moric_jax.eval import anchors, bdrate
   curves, bd, styles = {}, {}, {}
@@ -294,22 +337,33 @@ def anchor_comparison(rows: list[dict], names: list[str], anchor_names, crop: in
   if crop:
     reason = f"anchors are full-image results; this sweep coded {crop}x{crop} crops"
     return curves, {n: {"bd_rate_percent": None, "error": reason} for n in anchor_names}, styles
+  if lmbdas is None:
+    lmbdas = {float(r["lmbda"]) for r in rows}
+  done = complete_images(rows, names, lmbdas)
+  complete = len(done) == len(dict.fromkeys(names))
   for name in anchor_names:
-    curve = anchors.curve_on(name, names)
+    mean_of = anchors.ANCHORS[name].mean_of
+    curve = anchors.curve_on(name, done) if (done and not mean_of) else None
+    if curve is None:   # drawn over the sweep's images; a BD-rate only on complete ones
+      curve = anchors.curve_on(name, names)
     if curve is None:
       continue   # none of our images in that data set (e.g. CLIC anchors on Kodak)
-    kind = "mean of " if anchors.ANCHORS[name].mean_of else ""
+    kind = "mean of " if mean_of else ""
     label = f"{curve.label} ({kind}{len(curve.images)} img)"
     curves[label] = (curve.bpps, curve.psnrs)
     styles[label] = {"linestyle": "--", "marker": "x"}
-    ours_rows = rows if curve.same_images or anchors.ANCHORS[name].mean_of else [
-        r for r in rows if r["image"] in set(curve.images)]
-    entry = {"label": curve.label, "images": len(curve.images),
-             "same_images": curve.same_images}
-    if not ours_rows:
-      bd[name] = dict(entry, bd_rate_percent=None, error="no moric_jax rows yet")
+    used = set(curve.images)
+    same = used <= set(done)   # every image the anchor averages has all our lambdas
+    entry = {"label": curve.label, "images": len(curve.images), "same_images": same,
+             "complete": complete}
+    if not same:
+      have = len(used & set(done))
+      why = (f"published as a mean of {len(used)} images only; {have} of them have every "
+             f"lambda in this sweep: no BD-rate on other images" if mean_of else
+             "no image of this data set has every lambda yet")
+      bd[name] = dict(entry, bd_rate_percent=None, error=why)
       continue
-    ours = mean_curve(ours_rows, "lmbda")
+    ours = mean_curve([r for r in rows if r["image"] in used], "lmbda")
     overlap = anchors.psnr_overlap(curve.psnrs, ours[1])
     if overlap:
       entry.update(psnr_overlap_db=[round(overlap[0], 3), round(overlap[1], 3)],
@@ -322,13 +376,16 @@ def anchor_comparison(rows: list[dict], names: list[str], anchor_names, crop: in
   return curves, bd, styles
 
 
-def anchors_markdown(bd: dict) -> str:
-  """The ``results.md`` section of the anchor BD-rates."""
+def anchors_markdown(bd: dict, note: str = "") -> str:
+  """The ``results.md`` section of the anchor BD-rates (``note``: a line above it, e.g.
+  that the sweep is incomplete)."""
   if not bd:
     return ""
-  lines = ["", "## BD-rate vs published anchors (negative: moric_jax saves bits)", "",
-           "| anchor | images | same images | BD-rate | PSNR overlap | note |",
-           "|---|---|---|---|---|---|"]
+  lines = ["", "## BD-rate vs published anchors (negative: moric_jax saves bits)", ""]
+  if note:
+    lines += [note, ""]
+  lines += ["| anchor | images | same images | BD-rate | PSNR overlap | note |",
+            "|---|---|---|---|---|---|"]
   for name, e in bd.items():
     value = e.get("bd_rate_percent")
     rate = "" if value is None else f"{value:+.1f}%"
@@ -390,16 +447,30 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
   if new_b:
     launch.write_csv(baseline_path, baseline_rows, BASELINE_FIELDS)
 
-  curves = {"moric_jax": mean_curve(rows, "lmbda")} if rows else {}
+  # An incomplete sweep's mean curves average only the images with every lambda
+  # (all rows when none has them yet: then every curve says "incomplete").
+  done = complete_images(rows, names, lmbdas)
+  compared = set(done) if done else {r["image"] for r in rows}
+  note = ""
+  if missing:
+    note = (f"**Incomplete sweep**: {len(missing)} of {len(expected)} rows missing; "
+            f"{len(done)} of {len(names)} images have every lambda. The curves and "
+            f"BD-rates use only those images" + ("" if done else " (none yet: the curves "
+            "mix image sets)") + "; the table's mean rows average the rows present.")
+  curves = ({"moric_jax": mean_curve([r for r in rows if r["image"] in compared], "lmbda")}
+            if rows else {})
   codecs = sorted({r["codec"] for r in baseline_rows})
   for codec in codecs:
-    curves[codec] = mean_curve([r for r in baseline_rows if r["codec"] == codec], "quality")
+    curves[codec] = mean_curve([r for r in baseline_rows if r["codec"] == codec and (
+        not missing or r["image"] in compared)], "quality")
   if anchor_names is None:
     anchor_names = cfg.get("anchors", None)
   anchor_curves, anchor_bd, styles = anchor_comparison(
-      rows, names, anchors_lib.parse_names(anchor_names), int(cfg.get("crop", 0)))
-  plots.rd_plot({**curves, **anchor_curves}, out / "rd.png", styles=styles,
-                title=f"{len(names)} image(s), mean over images (config {chash})")
+      rows, names, anchors_lib.parse_names(anchor_names), int(cfg.get("crop", 0)), lmbdas)
+  title = f"{len(names)} image(s), mean over images (config {chash})"
+  if missing:
+    title = f"INCOMPLETE: {len(done)} of {len(names)} image(s) compared (config {chash})"
+  plots.rd_plot({**curves, **anchor_curves}, out / "rd.png", styles=styles, title=title)
   bd = {}
   for codec in codecs:
     if not rows:
@@ -412,9 +483,15 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
       bd[codec] = {"bd_rate_percent": None, "error": str(e)}
   if anchor_bd:
     bd["anchors"] = anchor_bd
+  if missing:
+    bd["incomplete"] = {"rows_missing": len(missing), "rows_expected": len(expected),
+                        "images_compared": sorted(compared) if done else []}
   image_io.atomic_write_bytes(out / "bd.json", json.dumps(bd, indent=2).encode())
-  image_io.atomic_write_bytes(out / "results.md", (markdown_table(rows, lmbdas)
-                                                   + anchors_markdown(anchor_bd)).encode())
+  image_io.atomic_write_bytes(out / "results.md", (
+      (note + "\n\n" if note else "") + markdown_table(rows, lmbdas)
+      + anchors_markdown(anchor_bd, f"Incomplete sweep: compared on the {len(done)} of "
+                         f"{len(names)} images with every lambda." if missing else "")
+  ).encode())
   echo(json.dumps(bd, indent=2))
   if missing:
     echo(f"{len(missing)} of {len(expected)} rows missing (unfinished or failed jobs), "
