@@ -9,11 +9,14 @@ command that stops in time and leaves everything in one archive.
 Images of one shape (Kodak: 768x512 and 512x768) train together with all their lambdas
 (``train.batched.compress_images_batched``: one image x lambda stack per program,
 ``--batch_images`` images at most); their weight-step searches run in step,
-``--search_batch`` trials per vmapped evaluation (``compress.finalize_many``). Before
-each batch it checks the clock: a batch starts only if the one before it, timed, would
-still end ``--reserve_s`` seconds before ``--time_limit_s`` (the first batch always
-runs). A finished batch's files are written and decoded on ``--package_workers``
-threads (0: one per CPU) while the next batch trains; when a batch's last file is
+``--search_batch`` trials per vmapped evaluation (``compress.finalize_many``). A
+finished batch's files are written and decoded on ``--package_workers`` threads (0: one
+per CPU) while the next batch trains. Before each batch it checks the clock
+(``batch_fits``): a batch starts only if, trained as long as the one before it while
+the packaging still queued on the threads goes on, and then packaged itself, it would
+end ``--reserve_s`` seconds before ``--time_limit_s`` (the first batch always runs;
+packaging is timed per file, and the check waits for the first file measured). When a
+batch's last file is
 written its rows (``eval/report.py`` fields) go to ``rows.csv`` and are printed with
 lambda-steps/s and seconds per image (decode times are taken beside that work). At the
 end ``summary.json`` (batches, throughput, what was skipped) and ``<out>.tar.gz``
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import sys
 import tarfile
@@ -52,17 +56,45 @@ class Packager:
 
   def __init__(self, out: Path, workers: int, chash: str, commit: str):
     self.out, self.chash, self.commit = out, chash, commit
-    self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="package")
+    self.workers = max(1, workers)
+    self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="package")
     self.lock = threading.Lock()
+    self.first_done = threading.Event()   # set when a file's packaging time is known
     self.rows: list[dict] = []
     self.errors: list[str] = []
     self.package_seconds = 0.0
+    self.pending = 0          # files submitted and not yet written (or failed)
+    self.files_timed = 0      # files whose packaging time is in package_seconds
+
+  def seconds_per_file(self) -> float | None:
+    """Mean wall seconds one file took to package so far (None: none finished)."""
+    with self.lock:
+      return self.package_seconds / self.files_timed if self.files_timed else None
+
+  def seconds_for(self, files: int) -> float:
+    """Estimated wall seconds to package ``files`` files on the threads (waves of
+    ``workers`` files at the measured seconds per file; 0 before any measurement)."""
+    per = self.seconds_per_file()
+    return 0.0 if per is None or files <= 0 else math.ceil(files / self.workers) * per
+
+  def seconds_left(self, wait_s: float = 600.0) -> float:
+    """Estimated wall seconds until the packaging already queued ends. With files
+    queued and none measured yet, first waits (``wait_s`` at most) for one to finish."""
+    with self.lock:
+      pending = self.pending
+    if pending and self.seconds_per_file() is None:
+      self.first_done.wait(wait_s)
+      with self.lock:
+        pending = self.pending
+    return self.seconds_for(pending)
 
   def submit(self, stats: dict, entries: list[tuple]) -> None:
     """``entries``: ``(name, image, lmbda, result, config)`` of one batch (``config``
     the check's; ``rd.packaged`` sets each entry's lambda on a copy)."""
     rows: list = [None] * len(entries)
     left = [len(entries)]
+    with self.lock:
+      self.pending += len(entries)
     for i, entry in enumerate(entries):
       future = self.pool.submit(self._package, *entry)
       future.add_done_callback(functools.partial(self._done, stats, rows, left, i))
@@ -77,6 +109,7 @@ class Packager:
                         info["encode_seconds"])
     with self.lock:
       self.package_seconds += time.perf_counter() - t0
+      self.files_timed += 1
     return row
 
   def _done(self, stats, rows, left, i, future) -> None:
@@ -87,6 +120,8 @@ class Packager:
         rows[i] = future.result()
       except Exception as e:   # an encoder bug: reported, the other files still written
         self.errors.append(f"batch {stats['batch']} entry {i}: {e}")
+      self.pending -= 1
+      self.first_done.set()
       left[0] -= 1
       if left[0]:
         return
@@ -100,6 +135,16 @@ class Packager:
 
   def close(self) -> None:
     self.pool.shutdown(wait=True)
+
+
+def batch_fits(elapsed: float, last_batch: float, packaging_left: float,
+               packaging_next: float, time_limit: float, reserve: float) -> bool:
+  """Whether a batch started ``elapsed`` seconds in ends in time: it trains about
+  ``last_batch`` seconds while the ``packaging_left`` seconds of packaging still queued
+  run on the threads beside it (whichever is longer), then its own files take
+  ``packaging_next`` seconds; all that must end ``reserve`` seconds before
+  ``time_limit``."""
+  return elapsed + max(last_batch, packaging_left) + packaging_next <= time_limit - reserve
 
 
 def main(argv=None) -> int:
@@ -150,12 +195,18 @@ def main(argv=None) -> int:
   print(f"{len(paths)} images in {len(batches)} shape batches x {len(lmbdas)} lambdas x "
         f"{config.num_steps} steps (preset {args.preset}, config {chash})", flush=True)
   for b, part in enumerate(batches):
-    elapsed = time.perf_counter() - t_start
-    if last is not None and elapsed + last > args.time_limit_s - args.reserve_s:
-      print(f"stopping before batch {b + 1}/{len(batches)}: {elapsed:.0f} s gone, the last "
-            f"batch took {last:.0f} s, limit {args.time_limit_s:.0f} s - "
-            f"{args.reserve_s:.0f} s reserve", flush=True)
-      break
+    if last is not None:
+      budget = args.time_limit_s - args.reserve_s - (time.perf_counter() - t_start)
+      pack_left = packager.seconds_left(wait_s=max(0.0, budget))
+      pack_next = packager.seconds_for(len(part) * len(lmbdas))
+      elapsed = time.perf_counter() - t_start
+      if not batch_fits(elapsed, last, pack_left, pack_next, args.time_limit_s,
+                        args.reserve_s):
+        print(f"stopping before batch {b + 1}/{len(batches)}: {elapsed:.0f} s gone, the "
+              f"last batch took {last:.0f} s, packaging still queued about "
+              f"{pack_left:.0f} s and this batch's about {pack_next:.0f} s, limit "
+              f"{args.time_limit_s:.0f} s - {args.reserve_s:.0f} s reserve", flush=True)
+        break
     t0 = time.perf_counter()
     images = [rd.load_crop(p, args.crop, int(config.max_pixels)) for p in part]
     results = compress_images_batched(images, config, lmbdas)
@@ -186,6 +237,7 @@ def main(argv=None) -> int:
              "images_done": sum(len(s["images"]) for s in done_batches),
              "images_planned": len(paths), "rows": len(rows),
              "package_seconds": round(packager.package_seconds, 1),
+             "package_seconds_per_file": round(packager.seconds_per_file() or 0.0, 2),
              "package_wait_seconds": round(time.perf_counter() - t_wait, 1),
              "errors": packager.errors,
              "wall_seconds": round(time.perf_counter() - t_start, 1)}
