@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -92,9 +93,9 @@ def coolchic_python(directory: Path, python: Path | None) -> Path:
   """The Python to run Cool-chic with: ``python`` if given, else the checkout's
   ``venv/`` (its README's name) or ``.venv/``."""
   if python:
-    if not Path(python).exists():
+    if not Path(python).expanduser().exists():
       raise SideBySideError(f"--coolchic_python={python} does not exist")
-    return Path(python)
+    return Path(python).expanduser().absolute()
   for venv in ("venv", ".venv"):
     p = Path(directory) / venv / "bin" / "python"
     if p.exists():
@@ -111,7 +112,7 @@ def check_checkout(s: Settings) -> tuple[Path, Path, Path]:
   if s.coolchic_dir is None:
     raise SideBySideError("set --coolchic_dir to a Cool-chic 5.0.1 checkout (WORKSPACE.md, "
                           "\"Cool-chic side by side\"), or --codecs=moric_jax")
-  d = Path(s.coolchic_dir).expanduser()
+  d = Path(s.coolchic_dir).expanduser().absolute()   # it runs with cwd = d
   if not d.is_dir():
     raise SideBySideError(f"--coolchic_dir={d} is not a directory")
   for script in (ENCODE_SCRIPT, DECODE_SCRIPT):
@@ -148,7 +149,8 @@ def run_logged(cmd: list[str], cwd: Path, log: Path, what: str, heartbeat_s: flo
   t0 = time.perf_counter()
   with log.open("w") as out, err.open("w") as errf:
     try:
-      proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=errf, text=True)
+      proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=errf, text=True,
+                              env=dict(os.environ, PYTHONUNBUFFERED="1"))
     except OSError as e:
       raise SideBySideError(f"{what}: cannot start {cmd[0]}: {e}") from None
     while True:

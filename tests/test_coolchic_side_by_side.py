@@ -156,7 +156,8 @@ def test_ours_on_the_same_points_gap_and_bd_rate(tmp_path, monkeypatch):
     launch.write_csv(out / "results.csv", rows, rd.FIELDS)
 
   monkeypatch.setattr(rd, "run", fake_sweep)
-  s = settings(tmp_path, d, k, codecs=("coolchic", "moric_jax"),
+  monkeypatch.chdir(tmp_path)   # a checkout given relative to the working directory
+  s = settings(tmp_path, Path("Cool-Chic"), k, codecs=("coolchic", "moric_jax"),
                overrides=("quant.rdoq=True",))
   res = sbs.run(s, echo=lambda m: None)
   (config,) = seen
