@@ -2,6 +2,10 @@
 # Checks of the C extensions that the plain test run cannot see (issue 24). Run by .ci/run
 # with the project's .venv active, from the repository root. Each step prints its time.
 #
+# The C-path tests run at their fast tier (-m "not slow": the real encodes and
+# subprocess checks among them run once, in the main test run); each step's CLI round
+# trip is its real encode -> decode.
+#
 #   1. debug allocator: the C-path tests (two processes) and one CLI encode -> decode in
 #      Python's dev mode (PYTHONDEVMODE=1, i.e. `-X dev`, inherited by every child: the
 #      pytest-xdist workers and the CLI) with PYTHONMALLOC=debug (a C-API call without the
@@ -43,7 +47,7 @@ assert fast_ans.backend() == "c" and networks.compiled(), "C extensions not buil
 
 debug_allocator() {
   require_c
-  PYTHONMALLOC=debug PYTHONDEVMODE=1 python -m pytest -q -p no:cacheprovider -n 2 "${C_TESTS[@]}"
+  PYTHONMALLOC=debug PYTHONDEVMODE=1 python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" "${C_TESTS[@]}"
   PYTHONMALLOC=debug PYTHONDEVMODE=1 python .ci/cli_round_trip.py "$WORK/debug"
 }
 
@@ -64,7 +68,7 @@ sanitizers() {
           UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 &&
    python -c 'import moric_jax, sys; assert moric_jax.__file__.startswith(sys.argv[1]), moric_jax.__file__' "$copy" &&
    require_c &&
-   python -m pytest -q -p no:cacheprovider -n 2 "${C_TESTS[@]}" &&
+   python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" "${C_TESTS[@]}" &&
    python -m experiments.fuzz_decoder --count=3000 --seed=1 --files "$WORK"/fuzz_base/*.moric)
 }
 
@@ -102,9 +106,9 @@ other_python() {  # other_python 3.12 (its venv made by python_venvs)
   (. "$WORK/venv$v/bin/activate" &&
    python -m pip install --quiet --no-deps -e . &&
    require_c &&
-   python -m pytest -q -p no:cacheprovider -n 2 "${C_TESTS[@]}" &&
+   python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" "${C_TESTS[@]}" &&
    python .ci/cli_round_trip.py "$WORK/py$v-c" &&
-   MORIC_ANS=numba MORIC_SYNTHESIS=numpy python -m pytest -q -p no:cacheprovider -n 2 \
+   MORIC_ANS=numba MORIC_SYNTHESIS=numpy python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" \
        tests/test_decoder.py tests/test_bitstream.py &&
    MORIC_ANS=numba MORIC_SYNTHESIS=numpy python .ci/cli_round_trip.py "$WORK/py$v-numba")
 }

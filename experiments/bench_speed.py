@@ -23,6 +23,7 @@ from absl import app, flags
 from moric_jax import image_io, presets
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit
+from moric_jax.train import state as state_lib
 
 _SIZES = flags.DEFINE_list("sizes", ["128", "256"], "Square crop sizes (px).")
 _CHUNKS = flags.DEFINE_list("chunks", ["1", "50"], "Steps fused per lax.scan call.")
@@ -81,7 +82,7 @@ def main(argv):
       label = (f"{size}x{size} {config.train.optimizer} {codec.upsampling} "
                f"chunk={chunk_size:3d}")
       chunk = overfit.build_chunk_fn(codec, config, opt, chunk_size)
-      carry = overfit.initial_carry(params, opt, jax.random.PRNGKey(1))
+      carry = state_lib.initial(params, opt, jax.random.PRNGKey(1))
       rate, first = _time_chunk(chunk, carry, img, overfit.hyper_params(config, big, big),
                                 chunk_size)
       print(f"{label}: {rate:6.1f} steps/s "
@@ -91,7 +92,7 @@ def main(argv):
         chunk_b = overfit.build_chunk_fn(codec, config, opt, chunk_size, batched=True)
         stack = lambda t: jax.tree_util.tree_map(
             lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), t)
-        carry_b = stack(overfit.initial_carry(params, opt, jax.random.PRNGKey(1)))
+        carry_b = stack(state_lib.initial(params, opt, jax.random.PRNGKey(1)))
         hyper_b = stack(overfit.hyper_params(config, big, big))
         hyper_b["lmbda"] = jnp.geomspace(5e-4, 4e-3, n).astype(jnp.float32)
         rate_b, first_b = _time_chunk(chunk_b, carry_b, img, hyper_b, chunk_size)
@@ -106,7 +107,7 @@ def main(argv):
         mc = Codec.from_config(config.model, size, size, _object_masks(size, r - 1),
                                layer0_weight=config.regions.layer0_weight)
         chunk_m = overfit.build_chunk_fn(mc, config, opt, chunk_size)
-        carry_m = overfit.initial_carry(mc.init(jax.random.PRNGKey(0)), opt,
+        carry_m = state_lib.initial(mc.init(jax.random.PRNGKey(0)), opt,
                                         jax.random.PRNGKey(1))
         hyper_m = overfit.hyper_params(config, big, big, mc.lmbda_array(config.lmbda))
         rate_m, first_m = _time_chunk(chunk_m, carry_m, img, hyper_m, chunk_size)

@@ -143,10 +143,10 @@ def _region_labels(image: np.ndarray, config, labels) -> tuple[np.ndarray | None
   h, w = image.shape[:2]
   if labels is not None:
     return masks_lib.validate_label_map(labels, (h, w)), False
-  rs = config.get("regions") or {}
-  if rs.get("masks"):
-    return masks_lib.load_label_map(rs["masks"], (h, w)), False
-  k = masks_lib.parse_regions_spec(str(rs.get("auto", "") or ""))
+  rs = config.regions
+  if rs.masks:
+    return masks_lib.load_label_map(rs.masks, (h, w)), False
+  k = masks_lib.parse_regions_spec(str(rs.auto or ""))
   if k >= 2:
     from moric_jax.regions import proposals
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
@@ -217,6 +217,7 @@ def package(image: np.ndarray, result, config, grey: bool = False
       "encode_seconds": m.get("encode_seconds"), "decode_seconds": decode_seconds,
       "train_seconds": m.get("train_seconds"),
       "steps_per_second": m.get("steps_per_second"),
+      "procedure": m.get("procedure"),
       "height": h, "width": w, "num_steps": int(config.num_steps),
       "lmbda": float(result.lmbdas[0]), "num_regions": codec.num_regions,
       "modulation": codec.scheme, "regions": regions,

@@ -178,15 +178,17 @@ def cmd_encode(args) -> int:
 
 def _apply_region_flags(args, config) -> None:
   """``--masks``, ``--regions``, ``--region-lmbda``, ``--modulation`` -> config."""
-  import ml_collections
+  from moric_jax import presets
   from moric_jax.regions import masks
   if args.masks and args.regions:
     raise UserError("give either --masks or --regions, not both")
   if "regions" not in config:   # a config file from before regions existed
-    config.regions = ml_collections.ConfigDict(
-        dict(masks="", auto="", lmbdas="", layer0_weight=0.05))
-  has_regions = bool(args.masks or args.regions or config.regions.get("masks")
-                     or config.regions.get("auto"))
+    config.regions = presets.default().regions
+  for key, value in presets.default().regions.items():   # or before one of its fields
+    if key not in config.regions:
+      config.regions[key] = value
+  has_regions = bool(args.masks or args.regions or config.regions.masks
+                     or config.regions.auto)
   if (args.region_lmbda or args.modulation) and not has_regions:
     raise UserError("--region-lmbda and --modulation need regions: add --masks FILE "
                     "or --regions auto:K")
@@ -209,7 +211,7 @@ def _apply_region_flags(args, config) -> None:
   if args.modulation:
     config.model.modulation = args.modulation
   if getattr(args, "object_only", False):
-    if not (args.masks or config.regions.get("masks")):
+    if not (args.masks or config.regions.masks):
       raise UserError("--object-only needs --masks FILE")
     config.regions.object_only = True
 
@@ -406,8 +408,8 @@ def _training_errors() -> tuple[type, ...]:
   """Errors of the training stage that are the user's to fix (only if it was loaded)."""
   mods = sys.modules
   errs: list[type] = []
-  if "moric_jax.train.overfit" in mods:
-    errs.append(mods["moric_jax.train.overfit"].TrainingDivergedError)
+  if "moric_jax.train.loop" in mods:
+    errs.append(mods["moric_jax.train.loop"].TrainingDivergedError)
   if "moric_jax.train.checkpoints" in mods:
     errs.append(mods["moric_jax.train.checkpoints"].CheckpointMismatchError)
   return tuple(errs)

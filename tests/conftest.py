@@ -26,6 +26,7 @@ SLOW = (
     "tests/test_compress_launcher.py",
     "tests/test_gpu_check.py",
     "tests/test_slurm.py",                                   # a SLURM cluster, too
+    "tests/test_coolchic_side_by_side.py",                   # a fake Cool-chic's CLI
     "tests/test_interrupt.py::test_sigint_keeps_output_and_exits_cleanly",
     "tests/test_interrupt.py::test_sigkill_keeps_output",
     "tests/test_interrupt.py::test_killed_encode_resumes_from_checkpoint_to_the_same_file",
@@ -49,6 +50,7 @@ SLOW = (
     # its own training program: tens of seconds on 2 cores).
     "tests/test_multi_region.py",
     "tests/test_modular_regions.py",
+    "tests/test_pinned_files.py",
     "tests/test_overfit.py::test_overfitting_beats_mean_colour_by_far",
     "tests/test_overfit.py::test_same_seed_same_result",
     "tests/test_overfit.py::test_higher_lambda_spends_fewer_bits",

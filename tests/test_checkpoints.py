@@ -3,7 +3,7 @@ import logging
 import numpy as np
 import pytest
 
-from moric_jax.train import overfit as overfit_lib
+from moric_jax.train import loop
 from moric_jax.train.compress import compress_image
 
 
@@ -83,6 +83,6 @@ def test_diverging_chunk_is_rolled_back_with_lower_learning_rate(image32, tiny_c
     try:
       result = compress_image(image32, tiny_config)
       assert np.isfinite(result.metrics["psnr"])
-    except overfit_lib.TrainingDivergedError as e:
+    except loop.TrainingDivergedError as e:
       assert "not finite" in str(e)
   assert "rolled back" in caplog.text

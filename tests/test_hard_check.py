@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from moric_jax.model.codec import Codec
-from moric_jax.train import batched, hard_check, overfit
+from moric_jax.train import hard_check, loop, overfit
+from moric_jax.train.state import TrainState
 
 
 def test_chunks_stop_at_the_soft_end_and_checks_fall_on_multiples():
@@ -34,16 +35,16 @@ def test_chunks_stop_at_the_soft_end_and_checks_fall_on_multiples():
 
 def test_record_keeps_the_lowest_finite_loss_and_reload_restores_it():
   params = {"w": jnp.arange(6.0).reshape(3, 2)}
-  carry = (params, None, 0, None, jax.tree_util.tree_map(jnp.zeros_like, params),
-           jnp.full((3,), jnp.inf), 1.0)
-  carry = hard_check.record(carry, np.array([2.0, np.nan, 5.0]))
-  np.testing.assert_array_equal(carry[5], [2.0, np.inf, 5.0])
-  moved = ({"w": params["w"] + 100.0},) + carry[1:]
+  state = TrainState(params, None, 0, None, jax.tree_util.tree_map(jnp.zeros_like, params),
+                     jnp.full((3,), jnp.inf), 1.0)
+  state = hard_check.record(state, np.array([2.0, np.nan, 5.0]))
+  np.testing.assert_array_equal(state.best_loss, [2.0, np.inf, 5.0])
+  moved = state._replace(params={"w": params["w"] + 100.0})
   moved = hard_check.record(moved, np.array([3.0, 1.0, 4.0]))   # 0 worse, 1, 2 better
-  np.testing.assert_array_equal(moved[5], [2.0, 1.0, 4.0])
+  np.testing.assert_array_equal(moved.best_loss, [2.0, 1.0, 4.0])
   out = hard_check.reload(moved)
-  np.testing.assert_array_equal(out[0]["w"], [[0, 1], [102, 103], [104, 105]])
-  assert np.isinf(np.asarray(out[5])).all() and out[6] == 1.0
+  np.testing.assert_array_equal(out.params["w"], [[0, 1], [102, 103], [104, 105]])
+  assert np.isinf(np.asarray(out.best_loss)).all() and out.lr_scale == 1.0
 
 
 def _recording(evaluate, losses_by_call=None):
@@ -81,16 +82,16 @@ def test_the_soft_phase_ends_on_the_best_checked_model(image32, tiny_config):
   cfg.train.ste_fraction = 0.0       # no final phase: the result is the reloaded model
   cfg.num_steps = 48
   codec = Codec.from_config(cfg.model, 32, 32)
-  real = overfit.eval_fn(codec, jnp.asarray(image32), cfg)
+  real = overfit.Evaluator(codec, jnp.asarray(image32), cfg)
   # The first check (step 25) is declared best: the encode must come back to it.
   ev, calls = _recording(real, lambda lmbda, n: 0.0 if n == 0 else 1.0 + n)
-  params = overfit.overfit(codec, image32, cfg, jax.random.PRNGKey(0), evaluate=ev)
+  params = loop.fit(codec, image32, cfg, [cfg.lmbda], jax.random.PRNGKey(0), evaluate=ev)[0]
   assert len(calls) == 2                                 # steps 25 and 48
   assert _equal(params, calls[0][1])
   assert not _equal(calls[0][1], calls[1][1])            # training did move on
   # With the real losses, the result is the checked model of the lowest hard loss.
   ev, calls = _recording(real)
-  params = overfit.overfit(codec, image32, cfg, jax.random.PRNGKey(0), evaluate=ev)
+  params = loop.fit(codec, image32, cfg, [cfg.lmbda], jax.random.PRNGKey(0), evaluate=ev)[0]
   best = min(calls, key=lambda c: c[2])
   assert _equal(params, best[1])
 
@@ -98,12 +99,12 @@ def test_the_soft_phase_ends_on_the_best_checked_model(image32, tiny_config):
 def test_final_phase_starts_from_the_reloaded_model(image32, tiny_config):
   cfg = _config(tiny_config)
   codec = Codec.from_config(cfg.model, 32, 32)
-  real = overfit.eval_fn(codec, jnp.asarray(image32), cfg)
+  real = overfit.Evaluator(codec, jnp.asarray(image32), cfg)
   # The two checks (steps 25, 48) answer made-up losses; the end's evaluation the real.
   first_best, calls_a = _recording(real, lambda lmbda, n: (0.0, 1.0)[n] if n < 2 else None)
   last_best, calls_b = _recording(real, lambda lmbda, n: (1.0, 0.0)[n] if n < 2 else None)
-  a = overfit.overfit(codec, image32, cfg, jax.random.PRNGKey(0), evaluate=first_best)
-  b = overfit.overfit(codec, image32, cfg, jax.random.PRNGKey(0), evaluate=last_best)
+  a = loop.fit(codec, image32, cfg, [cfg.lmbda], jax.random.PRNGKey(0), evaluate=first_best)[0]
+  b = loop.fit(codec, image32, cfg, [cfg.lmbda], jax.random.PRNGKey(0), evaluate=last_best)[0]
   # Both runs are identical up to the soft end (step 48); only what they reload differs.
   assert _equal(calls_a[0][1], calls_b[0][1]) and _equal(calls_a[1][1], calls_b[1][1])
   # The final phase freezes the latents: each result keeps its reloaded model's, and
@@ -121,13 +122,12 @@ def test_batched_checks_reload_each_entry_on_its_own(image32, tiny_config):
   cfg.num_steps = 48
   cfg.train.optimizer = "adam"
   codec = Codec.from_config(cfg.model, 32, 32)
-  real = overfit.eval_fn(codec, jnp.asarray(image32), cfg)
+  real = overfit.Evaluator(codec, jnp.asarray(image32), cfg)
   lmbdas = [1e-4, 1e-3]
   # lambda 1e-4: the first check is best; lambda 1e-3: the last one.
   ev, calls = _recording(real, lambda lmbda, n: (0.0 if n == 0 else 1.0 + n)
                          if lmbda == pytest.approx(1e-4) else -float(n))
-  out = batched.overfit_batched(codec, image32, cfg, lmbdas, jax.random.PRNGKey(0),
-                                evaluate=ev)
+  out = loop.fit(codec, image32, cfg, lmbdas, jax.random.PRNGKey(0), evaluate=ev)
   by_lmbda = {l: [c for c in calls if c[0] == pytest.approx(l)] for l in lmbdas}
   assert [len(v) for v in by_lmbda.values()] == [2, 2]
   assert _equal(out[0], by_lmbda[1e-4][0][1])

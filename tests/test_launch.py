@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import sweep_faults
 from tests.conftest import smooth_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +25,7 @@ def _env(**extra):
              JAX_COMPILATION_CACHE_DIR=str(jax.config.jax_compilation_cache_dir),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   env.pop("MORIC_SWEEP_FAULT", None)
+  env.pop("MORIC_SWEEP_HOOK", None)
   env.update(extra)
   return env
 
@@ -89,7 +91,7 @@ def test_preempted_job_is_requeued_and_resumes_to_the_same_row(tmp_path):
           "--config.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
           "--config.checkpoint.every_steps=10", "--config.batch_lmbdas=False",
           "--config.launcher=local", "--config.local_parallelism=2"]
-  p = _sweep(args, _env(MORIC_SWEEP_FAULT="preempt:twin__*"))
+  p = _sweep(args, _env(**sweep_faults.env("preempt:twin__*")))
   assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
   logs = {f.name: f.read_text() for f in (out / "submitit").glob("*_log.*")}
   twin_out = [t for n, t in logs.items() if n.endswith(".out") and "job twin__" in t]
@@ -116,7 +118,8 @@ def test_killed_job_fails_then_rerun_resumes_from_its_checkpoint(tmp_path):
           "--config.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
           "--config.checkpoint.every_steps=10", "--config.batch_lmbdas=False",
           "--config.local_parallelism=2"]
-  p = _sweep(args + ["--config.launcher=local"], _env(MORIC_SWEEP_FAULT="kill:twin__*"))
+  p = _sweep(args + ["--config.launcher=local"],
+             _env(**sweep_faults.env("kill:twin__*")))
   assert p.returncode != 0
   assert "1 job(s) failed" in p.stderr and "Traceback" not in p.stderr
   assert [r["image"] for r in _rows(out)] == ["ref"]

@@ -25,7 +25,7 @@ def test_overfitting_beats_mean_colour_by_far(image32, tiny_config):
   assert m["bpp_estimated"] == m["bpp_latents"] + m["bpp_weights"]
   # Progress was reported chunk by chunk, in order, ending at num_steps.
   assert [s.step for s in seen] == [40, 80, 120]
-  assert seen[-1].phase == "ste"
+  assert seen[-1].phase == "final"
   # Integer symbols match the grid shapes.
   assert [s.shape for s in result.symbols] == [tuple(p.shape) for p in result.params["latents"]]
 

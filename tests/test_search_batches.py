@@ -14,7 +14,7 @@ def _tree(seed):
 
 
 class _Evaluator:
-  """A fake ``eval_fn`` evaluator: weighted squared error of ``params["net"]`` to the
+  """A fake ``overfit.Evaluator``: weighted squared error of ``params["net"]`` to the
   codec's own target (its "image"); ``.many`` evaluates a stack entry by entry, so a
   batch gives bit for bit what single calls give. Records the sizes of its calls."""
 
@@ -42,11 +42,11 @@ def _chain(params, which):
   """search -> per-tensor refinement -> RDOQ of ``params["net"]``, as finalize does."""
   key = "mse" if which == "dist" else "bpp_latents"
   kw = dict(lmbda=1e-3, num_pixels=1, distortion_key=key)
-  choice = yield from search_batches.tagged(which, weight_search.search_network_steps(
+  choice = yield from search_batches.tagged(which, weight_search.search_network(
       params, "net", weight_search.candidate_deltas(1e-4, 0.5, 7), **kw))
-  choice = yield from search_batches.tagged(which, weight_search.refine_tensor_steps_steps(
+  choice = yield from search_batches.tagged(which, weight_search.refine_tensor_steps(
       params, "net", choice, **kw))
-  choice = yield from search_batches.tagged(which, weight_search.round_towards_zero_steps(
+  choice = yield from search_batches.tagged(which, weight_search.round_towards_zero(
       params, "net", choice, **kw))
   return choice
 
@@ -88,9 +88,10 @@ def test_one_codec_alone_equals_the_same_in_step():
   params, _, which = codecs[2]
   key = "mse" if which == "dist" else "bpp_latents"
   ev = evaluators[2][which]
-  kw = dict(evaluate=ev, lmbda=1e-3, num_pixels=1, distortion_key=key)
-  choice = weight_search.search_network(params, "net",
-                                        weight_search.candidate_deltas(1e-4, 0.5, 7), **kw)
-  choice = weight_search.refine_tensor_steps(params, "net", choice, **kw)
-  choice = weight_search.round_towards_zero(params, "net", choice, **kw)
+  kw = dict(lmbda=1e-3, num_pixels=1, distortion_key=key)
+  run = weight_search.run_search
+  choice = run(weight_search.search_network(
+      params, "net", weight_search.candidate_deltas(1e-4, 0.5, 7), **kw), ev)
+  choice = run(weight_search.refine_tensor_steps(params, "net", choice, **kw), ev)
+  choice = run(weight_search.round_towards_zero(params, "net", choice, **kw), ev)
   _same(choice, three[2])

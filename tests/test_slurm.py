@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import sweep_faults
 from tests.conftest import smooth_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def _env(conf, **extra):
              JAX_COMPILATION_CACHE_DIR=str(jax.config.jax_compilation_cache_dir),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   env.pop("MORIC_SWEEP_FAULT", None)
+  env.pop("MORIC_SWEEP_HOOK", None)
   env.update(extra)
   return env
 
@@ -112,7 +114,8 @@ def test_sweep_job_array_survives_scontrol_requeue(slurm, tmp_path):
          "--config.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
          "--config.batch_lmbdas=False", "--config.baselines=()", "--config.anchors=none",
          "--config.launcher=slurm"]
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(slurm, MORIC_SWEEP_FAULT="hold:twin__*"),
+  proc = subprocess.Popen(cmd, cwd=ROOT,
+                          env=_env(slurm, **sweep_faults.env("hold:twin__*")),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   job_id = _requeue_when_held(slurm, out, "twin__*", proc)
   text = _finish(proc)
@@ -148,7 +151,7 @@ def test_modulation_ablation_on_slurm_survives_scontrol_requeue(slurm, tmp_path)
       [sys.executable, "-m", "experiments.ablate_modulation", *common,
        "--config.schemes=none,film", f"--config.output_dir={out}",
        "--config.launcher=slurm"],
-      cwd=ROOT, env=_env(slurm, MORIC_SWEEP_FAULT="hold:film*"), stdout=subprocess.PIPE,
+      cwd=ROOT, env=_env(slurm, **sweep_faults.env("hold:film*")), stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT, text=True)
   _requeue_when_held(slurm, out, "film*", proc)
   _finish(proc)

@@ -10,6 +10,7 @@ from moric_jax import presets
 from moric_jax.model import quantize
 from moric_jax.model.codec import Codec
 from moric_jax.train import overfit, schedules
+from moric_jax.train import state as state_lib
 
 
 def test_one_tensor_proxy_feeds_rate_and_synthesis_the_same_values():
@@ -44,9 +45,9 @@ def _train(config, image, steps):
   soft, total = overfit.phase_steps(config)
   hyper = overfit.hyper_params(config, soft, total)
   params = codec.init(jax.random.PRNGKey(0))
-  carry, _ = chunk(overfit.initial_carry(params, opt, jax.random.PRNGKey(1)),
+  carry, _ = chunk(state_lib.initial(params, opt, jax.random.PRNGKey(1)),
                    jnp.asarray(image), hyper)
-  return carry[0]
+  return carry.params
 
 
 def test_frozen_final_phase_keeps_the_latents_and_trains_the_networks(image32):

@@ -56,15 +56,15 @@ def test_warmup_keeps_the_candidate_with_the_lowest_loss(image32, tiny_config):
   opt = overfit.make_optimizer(cfg.train)
   hyper = overfit.hyper_params(cfg, soft, total)
   k_init, k_train = jax.random.split(jax.random.PRNGKey(0))
-  init = overfit.candidate_carry(codec, codec.init(k_init), opt, k_init, k_train)
-  evaluate = overfit.eval_fn(codec, image, cfg)
+  init = overfit.candidate_state(codec, codec.init(k_init), opt, k_init, k_train)
+  evaluate = overfit.Evaluator(codec, image, cfg)
   kept = warmup.run(codec, image, cfg, init, [hyper],
                     overfit.build_chunk_fn(codec, cfg, opt, 20, batched=True), evaluate)
-  assert int(kept[2][0]) == 20                      # at step 20 of the trajectory
-  kept_loss = float(evaluate(jax.tree_util.tree_map(lambda x: x[0], kept[0]))[0])
+  assert int(kept.step[0]) == 20                      # at step 20 of the trajectory
+  kept_loss = float(evaluate(jax.tree_util.tree_map(lambda x: x[0], kept.params))[0])
   # Each candidate trained alone for the same 20 steps.
   single = overfit.build_chunk_fn(codec, cfg, opt, 20)
-  losses = [float(evaluate(single(init(j), image, hyper)[0][0])[0]) for j in range(3)]
+  losses = [float(evaluate(single(init(j), image, hyper)[0].params)[0]) for j in range(3)]
   assert len(set(np.round(losses, 6))) == 3         # the candidates really differ
   assert kept_loss == pytest.approx(min(losses), rel=1e-4)
 
@@ -79,7 +79,7 @@ def test_encode_with_warmup_reports_every_step_and_round_trips(image32, tiny_con
   steps = [s.step for s in seen]
   assert steps == sorted(steps) and steps[-1] == cfg.num_steps
   assert [s.phase for s in seen[:2]] == ["warm-up", "warm-up"]
-  assert seen[2].phase == "soft" and seen[-1].phase == "ste"
+  assert seen[2].phase == "soft" and seen[-1].phase == "final"
   decoded = api.decode(data)
   np.testing.assert_array_equal(decoded, info["reconstruction"])
 
@@ -122,10 +122,10 @@ def test_unknown_optimizer_is_refused(tiny_config):
     overfit.make_optimizer(tiny_config.train)
 
 
-def test_batched_training_gets_each_lambdas_own_noise_start(tiny_config):
+def test_each_lambda_gets_its_own_noise_start(tiny_config):
   tiny_config.train.noise = "gaussian"
   tiny_config.train.noise_from_lmbda = True
-  hypers = batched.lambda_hypers(tiny_config, 90, 100, [1e-4, 1e-2])
+  hypers = [overfit.hyper_params(tiny_config, 90, 100, l) for l in (1e-4, 1e-2)]
   starts = [float(h["noise_start"]) for h in hypers]
   assert starts == pytest.approx([overfit.noise_std_from_lmbda(1e-4),
                                   overfit.noise_std_from_lmbda(1e-2)], abs=1e-6)

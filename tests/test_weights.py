@@ -50,10 +50,11 @@ def test_search_trades_distortion_against_bits():
     return {"mse": err, "bpp_latents": jnp.float32(0)}
 
   deltas = weight_search.candidate_deltas(1e-5, 1.0, 21)
-  cheap = weight_search.search_network(tree, "net", deltas, evaluate, lmbda=1.0,
-                                       num_pixels=10, distortion_key="mse")
-  precise = weight_search.search_network(tree, "net", deltas, evaluate, lmbda=1e-9,
-                                         num_pixels=10, distortion_key="mse")
+  run = weight_search.run_search
+  cheap = run(weight_search.search_network(tree, "net", deltas, lmbda=1.0, num_pixels=10,
+                                           distortion_key="mse"), evaluate)
+  precise = run(weight_search.search_network(tree, "net", deltas, lmbda=1e-9,
+                                             num_pixels=10, distortion_key="mse"), evaluate)
   assert cheap.delta > precise.delta
   assert cheap.bits < precise.bits
   assert len(cheap.costs) == 21
@@ -83,10 +84,11 @@ def test_tensor_step_refinement_gives_sensitive_tensors_finer_steps():
               zip(weight, jax.tree_util.tree_leaves(p["net"]), target))
     return {"mse": err, "bpp_latents": jnp.float32(0)}
 
-  kw = dict(evaluate=evaluate, lmbda=1e-3, num_pixels=1, distortion_key="mse")
-  choice = weight_search.search_network(
-      tree, "net", weight_search.candidate_deltas(1e-4, 1.0, 13), **kw)
-  refined = weight_search.refine_tensor_steps(tree, "net", choice, **kw)
+  kw = dict(lmbda=1e-3, num_pixels=1, distortion_key="mse")
+  run = weight_search.run_search
+  choice = run(weight_search.search_network(
+      tree, "net", weight_search.candidate_deltas(1e-4, 1.0, 13), **kw), evaluate)
+  refined = run(weight_search.refine_tensor_steps(tree, "net", choice, **kw), evaluate)
   f_bias, f_kernel, f_b = refined.factors
   assert f_kernel < f_b and f_kernel < f_bias
   cost = lambda c: float(evaluate({"net": weights_lib.dequantize_tree(
@@ -109,9 +111,11 @@ def test_rounding_towards_zero_moves_only_what_the_cost_allows():
               zip(weight, jax.tree_util.tree_leaves(p["net"]), target))
     return {"mse": err, "bpp_latents": jnp.float32(0)}
 
-  kw = dict(evaluate=evaluate, lmbda=1e-3, num_pixels=1, distortion_key="mse")
-  choice = weight_search.search_network(tree, "net", np.asarray([1e-2]), **kw)
-  moved = weight_search.round_towards_zero(tree, "net", choice, **kw)
+  kw = dict(lmbda=1e-3, num_pixels=1, distortion_key="mse")
+  run = weight_search.run_search
+  choice = run(weight_search.search_network(tree, "net", np.asarray([1e-2]), **kw),
+               evaluate)
+  moved = run(weight_search.round_towards_zero(tree, "net", choice, **kw), evaluate)
   before = jax.tree_util.tree_leaves(choice.int_params)
   after = jax.tree_util.tree_leaves(moved.int_params)
   np.testing.assert_array_equal(after[0], before[0])
@@ -125,6 +129,7 @@ def test_rounding_towards_zero_moves_only_what_the_cost_allows():
   assert cost(moved) < cost(choice)
   assert moved.delta == choice.delta and moved.factors == choice.factors
   assert moved.bits == weights_lib.int_tree_bits(moved.int_params)
-  same = weight_search.round_towards_zero(tree, "net", choice, max_moves=0, **kw)
+  same = run(weight_search.round_towards_zero(tree, "net", choice, max_moves=0, **kw),
+             evaluate)
   for a, b in zip(jax.tree_util.tree_leaves(same.int_params), before):
     np.testing.assert_array_equal(a, b)

@@ -26,25 +26,22 @@ out of config hashes and checkpoint run ids):
   ``signal_delay_s`` (USR2 this long before the time limit: checkpoint and requeue).
   ``timeout_min`` and ``gpus_per_task`` also apply to ``local`` jobs.
 
-Testing hook: ``MORIC_SWEEP_FAULT="preempt:PATTERN"`` (or ``"kill:PATTERN"``) makes
-the jobs whose name matches ``PATTERN`` (fnmatch) send themselves SIGUSR2 (submitit's
-preemption/timeout signal: checkpoint and requeue) or SIGKILL right after their first
-orbax checkpoint is on disk, once per job; ``"hold:PATTERN"`` makes them wait there
-(up to 10 minutes) for something outside, e.g. ``scontrol requeue``, to stop them.
-Each writes ``<checkpoint dir>/.fault_fired`` first.
+Progress hook: ``MORIC_SWEEP_HOOK="FILE.py:FUNCTION"`` loads ``FUNCTION`` from ``FILE.py``
+in each job and calls it as ``FUNCTION(job_name, ckpt_dir)`` after every training chunk
+of an encode that checkpoints (``ckpt_dir`` a ``Path``). The tests inject preemptions
+and kills with it (``tests/sweep_faults.py``); the library itself has no fault code.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import fcntl
-import fnmatch
 import importlib
+import importlib.util
 import json
 import logging
 import os
 import re
-import signal
 import socket
 import sys
 import time
@@ -61,7 +58,7 @@ logger = logging.getLogger("moric_jax")
 LAUNCHERS = ("inline", "local", "slurm")
 # Config fields that only say how jobs run (never what they compute).
 LAUNCH_FIELDS = ("launcher", "wait", "local_parallelism", "slurm")
-FAULT_ENV = "MORIC_SWEEP_FAULT"
+HOOK_ENV = "MORIC_SWEEP_HOOK"
 _STEP_DIR = re.compile(r"^step_\d+$")
 
 
@@ -127,7 +124,7 @@ class JobContext:
     self.job = job
     self.interactive = interactive
     self.keys: list[str] = []
-    self._fault = _parse_fault(job.name)
+    self._hook = _load_hook()
     self._bar = None
     self._last_log = 0.0
 
@@ -143,7 +140,7 @@ class JobContext:
   def progress(self, done: int, total: int, desc: str = "", ckpt_dir: str | None = None,
                **postfix) -> None:
     """Called after each training chunk: progress bar (inline) or a log line every
-    ~30 s (jobs), and the test-only fault hook."""
+    ~30 s (jobs), and the progress hook (``HOOK_ENV``)."""
     if self.interactive:
       if self._bar is None or self._bar.total != total or done < self._bar.n:
         self.close_bar()
@@ -157,35 +154,27 @@ class JobContext:
       self._last_log = time.monotonic()
       extra = " ".join(f"{k}={v}" for k, v in postfix.items())
       print(f"[{desc or self.job.name}] step {done}/{total} {extra}", flush=True)
-    if self._fault and ckpt_dir is not None:
-      self._maybe_fault(Path(ckpt_dir))
+    if self._hook is not None and ckpt_dir is not None:
+      self._hook(self.job.name, Path(ckpt_dir))
 
   def close_bar(self) -> None:
     if self._bar is not None:
       self._bar.close()
       self._bar = None
 
-  def _maybe_fault(self, ckpt_dir: Path) -> None:
-    marker = ckpt_dir / ".fault_fired"
-    if marker.exists() or not finished_steps(ckpt_dir):
-      return
-    marker.write_text(self._fault)
-    print(f"fault injection ({FAULT_ENV}): {self._fault} after checkpoint step "
-          f"{finished_steps(ckpt_dir)[-1]}", flush=True)
-    if self._fault == "hold":
-      time.sleep(600)   # until the scheduler stops this attempt
-      return
-    os.kill(os.getpid(), signal.SIGKILL if self._fault == "kill" else signal.SIGUSR2)
-    time.sleep(5)   # the signal handler runs here (USR2: checkpoint + requeue)
 
-
-def _parse_fault(job_name: str) -> str:
-  spec = os.environ.get(FAULT_ENV, "")
-  if ":" not in spec:
-    return ""
-  kind, pattern = spec.split(":", 1)
-  return (kind if fnmatch.fnmatchcase(job_name, pattern) and kind in ("preempt", "kill", "hold")
-          else "")
+def _load_hook() -> Callable[[str, Path], None] | None:
+  """The function ``HOOK_ENV`` names (``FILE.py:FUNCTION``), or ``None``."""
+  spec = os.environ.get(HOOK_ENV, "")
+  if not spec:
+    return None
+  path, _, name = spec.rpartition(":")
+  module_spec = importlib.util.spec_from_file_location("moric_sweep_hook", path)
+  if not path or module_spec is None:
+    raise ValueError(f"{HOOK_ENV}={spec!r}: expected FILE.py:FUNCTION")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return getattr(module, name)
 
 
 class JobRunner:

@@ -1,10 +1,6 @@
-"""Batched overfitting: several RD points, of one image or of several images of one
-shape, in one program.
-
-The parameter sets (one per lambda, or per image x lambda) are stacked on a leading
-axis and the training chunk is ``vmap``-ed over it (the images too when there are
-several); with several devices the stack is sharded over a 1-D mesh
-(``jax.sharding``), so a sweep's encodes of one shape run in parallel.
+"""Batched encodes: several RD points, of one image or of several images of one shape,
+trained in one program (``loop.fit`` with a stack of N entries, sharded over the
+devices given) and finalized in step (``compress.finalize_many``).
 """
 from __future__ import annotations
 
@@ -15,115 +11,15 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from moric_jax import image_io
 from moric_jax.model.codec import Codec
+from moric_jax.train import checkpoints, loop
+from moric_jax.train import plan as plan_lib
 from moric_jax.train import overfit as overfit_lib
-from moric_jax.train import hard_check, warmup
 from moric_jax.train.compress import (CompressResult, FinalizeJob, build_codec,
-                                     finalize_many, region_settings,
+                                     finalize_many,
                                      memory_bounds, search_evaluators)
-
-
-def _stack(tree, n: int):
-  return jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
-
-
-def _unstack(tree, i: int):
-  return jax.tree_util.tree_map(lambda x: x[i], tree)
-
-
-def lambda_hypers(config: ml_collections.ConfigDict, soft_steps: int, total: int,
-                  lmbdas: Sequence[float]) -> list[dict]:
-  """``overfit.hyper_params`` for each lambda (the noise may start from the lambda)."""
-  return [overfit_lib.hyper_params(config, soft_steps, total, l) for l in lmbdas]
-
-
-def overfit_batched(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
-                    lmbdas: Sequence[float], key: jax.Array,
-                    devices: Sequence[jax.Device] | None = None,
-                    on_chunk: Callable[[int, int], None] | None = None,
-                    evaluate: Callable | None = None) -> list[dict]:
-  """Trains one parameter set per entry of ``lmbdas`` jointly; returns their params.
-
-  ``image``: ``(H, W, 3)``, shared by every entry (several lambdas of one image), or
-  ``(N, H, W, 3)`` with ``N = len(lmbdas)``, entry ``i`` trained on ``image[i]``
-  (several images x lambdas of one shape in one program). All sets start from the
-  same initialisation (same seed), as the same encodes run one by one would; with
-  ``train.warmup`` each entry goes on from its own best candidate.
-  ``on_chunk(steps_done, total)`` reports progress (steps per entry, warm-up
-  candidates counted).
-  """
-  devices = list(devices or jax.devices())
-  n = len(lmbdas)
-  per_image = np.ndim(image) == 4
-  if per_image and len(image) != n:
-    raise ValueError(f"{len(image)} images for {n} lambdas: give one image per entry")
-  # Pad the batch to a multiple of the device count (padding rows are dropped).
-  padded = -(-n // len(devices)) * len(devices)
-  lm = list(lmbdas) + [lmbdas[-1]] * (padded - n)
-  tc = config.train
-  soft_steps, total = overfit_lib.phase_steps(config)
-  k_init, k_train = jax.random.split(key)
-  params = codec.init(k_init)
-  optimizer = overfit_lib.make_optimizer(tc)
-  chunk_size = max(1, min(int(tc.chunk_size), total))
-  mode = "images" if per_image else True
-  chunk = overfit_lib.build_chunk_fn(codec, config, optimizer, chunk_size, batched=mode)
-  hypers = lambda_hypers(config, soft_steps, total, lm)
-  image_j = jnp.asarray(image, jnp.float32)
-  if per_image and padded > n:
-    image_j = jnp.concatenate([image_j, jnp.repeat(image_j[-1:], padded - n, axis=0)])
-  evaluate = evaluate or overfit_lib.eval_fn(codec, image_j[0] if per_image else image_j,
-                                             config)
-  evaluators = ([evaluate.on(image_j[i]) for i in range(padded)] if per_image
-                else [evaluate] * padded)
-  done, offset = 0, 0
-  if warmup.stages(config):
-    # Progress in steps per entry, every candidate's counted (num_steps budgets them).
-    reported = [0]
-
-    def on_steps(steps, aux):
-      reported[0] += steps
-      if on_chunk is not None:
-        on_chunk(reported[0] // len(lm), int(config.num_steps))
-
-    warm_chunk = chunk if warmup.chunk_length(config) == chunk_size else \
-        overfit_lib.build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
-                                   batched=mode)
-    carry = warmup.run(
-        codec, image_j, config,
-        overfit_lib.candidate_carry(codec, params, optimizer, k_init, k_train), hypers,
-        warm_chunk, evaluate, on_steps)
-    done, offset = warmup.warmup_steps(config), warmup.extra_steps(config)
-  else:
-    carry = _stack(overfit_lib.initial_carry(params, optimizer, k_train), padded)
-  hyper = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *hypers)
-  if len(devices) > 1:
-    mesh = Mesh(np.asarray(devices), ("batch",))
-    split = NamedSharding(mesh, PartitionSpec("batch"))
-    carry = jax.device_put(carry, split)
-    hyper = jax.device_put(hyper, split)
-    image_j = jax.device_put(image_j, split if per_image
-                             else NamedSharding(mesh, PartitionSpec()))
-  check_every = hard_check.every(tc)
-  losses_of = hard_check.stacked_losses(evaluators, lm)
-  while done < total:
-    end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every)
-    carry, _ = chunk(carry, image_j,
-                     hard_check.chunk_hyper(hyper, done, end, chunk_size, total))
-    jax.block_until_ready(carry)
-    carry = hard_check.after_chunk(carry, done, end, soft_steps, check_every, losses_of)
-    done = end
-    if on_chunk is not None:
-      on_chunk(done + offset, int(config.num_steps))
-  out = []
-  for i in range(n):
-    last = _unstack(carry[0], i)
-    out.append(last if soft_steps == total else overfit_lib.keep_better(
-        last, _unstack(carry[4], i), carry[5][i], evaluators[i], lm[i]))
-  return out
 
 
 def compress_image_batched(image: np.ndarray, config: ml_collections.ConfigDict,
@@ -154,6 +50,7 @@ def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections
   per evaluation).
   """
   t0 = time.perf_counter()
+  procedure = plan_lib.from_config(config)
   images = [image_io.validate_image(im) for im in images]
   shapes = {im.shape for im in images}
   if len(shapes) != 1:
@@ -163,20 +60,24 @@ def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections
   if labels is not None and np.asarray(labels).max() > 0:
     if len(images) != 1:
       raise ValueError("regions are batched over lambdas of one image only")
-    if region_settings(config).lmbdas:
+    if config.regions.lmbdas:
       raise ValueError("per-region lambdas cannot be batched over lambdas")
     codec, contours, _ = build_codec(images[0], config, labels)
   else:
     codec = Codec.from_config(config.model, height, width, **memory_bounds(config))
-  evaluate = overfit_lib.eval_fn(codec, jnp.asarray(images[0]), config)
+  evaluate = overfit_lib.Evaluator(codec, jnp.asarray(images[0]), config)
   key = jax.random.PRNGKey(int(config.seed))
-  if len(images) == 1:
-    trained = overfit_batched(codec, images[0], config, lmbdas, key, devices=devices,
-                              on_chunk=on_chunk, evaluate=evaluate)
-  else:
-    stack = np.stack([im for im in images for _ in lmbdas])
-    trained = overfit_batched(codec, stack, config, list(lmbdas) * len(images), key,
-                              devices=devices, on_chunk=on_chunk, evaluate=evaluate)
+  entries = [float(l) for l in lmbdas] * len(images)
+  stack = images[0] if len(images) == 1 else np.stack(
+      [im for im in images for _ in lmbdas])
+  # The checkpoints identify the run by its pixels, labels and lambdas.
+  run_data = np.concatenate([np.ravel(stack), np.asarray(entries, np.float32)] + (
+      [] if labels is None else [np.ravel(np.asarray(labels, np.float32))]))
+  report = None if on_chunk is None else (
+      lambda stats: on_chunk(stats.step, int(config.num_steps)))
+  trained = loop.fit(codec, stack, config, entries, key, evaluate=evaluate,
+                     on_chunk=report, checkpointer=checkpoints.from_config(config, run_data),
+                     devices=list(devices or jax.devices()))
   train_seconds = (time.perf_counter() - t0) / (len(lmbdas) * len(images))
   rate_of, dist_of = search_evaluators(codec, jnp.asarray(images[0]), config)
   jobs = []
@@ -190,5 +91,7 @@ def compress_images_batched(images: Sequence[np.ndarray], config: ml_collections
                               codec.lmbda_array(float(lmbda)), train_seconds,
                               list(contours)))
   done = finalize_many(codec, jobs)
+  for r in done:
+    r.metrics["procedure"] = procedure.describe()
   results = [done[i * len(lmbdas):(i + 1) * len(lmbdas)] for i in range(len(images))]
   return results

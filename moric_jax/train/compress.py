@@ -22,7 +22,8 @@ from moric_jax.eval import complexity, metrics
 from moric_jax.model import weights as weights_lib
 from moric_jax.model.codec import Codec
 from moric_jax.regions import cstar, masks as masks_lib
-from moric_jax.train import checkpoints
+from moric_jax.train import checkpoints, loop
+from moric_jax.train import plan as plan_lib
 from moric_jax.train import overfit as overfit_lib
 from moric_jax.train import search_batches
 from moric_jax.train import weight_search
@@ -48,15 +49,6 @@ class CompressResult:
   reconstruction: np.ndarray
   metrics: dict
   factors: dict = dataclasses.field(default_factory=dict)
-
-
-def region_settings(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """``config.regions`` with defaults filled in."""
-  r = ml_collections.ConfigDict(dict(masks="", auto="", lmbdas="", layer0_weight=0.05,
-                                     object_only=False))
-  if config.get("regions"):
-    r.update(config.regions)
-  return r
 
 
 def code_contours(labels: np.ndarray) -> tuple[list[bytes], list[np.ndarray]]:
@@ -97,7 +89,7 @@ def build_codec(image: np.ndarray, config: ml_collections.ConfigDict,
   """``(codec, contours, lmbdas)`` for ``image`` split by ``labels`` (``None`` = one
   region). ``ImageError`` for layouts or per-region lambdas that cannot be used."""
   h, w = image.shape[:2]
-  rs = region_settings(config)
+  rs = config.regions
   contours, decoded = [], []
   if labels is not None:
     labels = masks_lib.validate_label_map(labels, (h, w))
@@ -119,23 +111,31 @@ def compress_image(image: np.ndarray, config: ml_collections.ConfigDict,
                    params: dict | None = None, labels: np.ndarray | None = None
                    ) -> CompressResult:
   """Encodes ``image`` ``(H, W, 3) float32 in [0, 1]``, split by ``labels`` ``(H, W)``
-  (0 = background, 1..N objects; ``None`` = one region)."""
+  (0 = background, 1..N objects; ``None`` = one region). The procedure, top-down:
+
+  1. the plan (``plan.from_config``: every phase, validated before any work);
+  2. the regions: object contours C*-coded and decoded back, the codec of their layout;
+  3. training (``loop.fit``): warm-up -> soft phase with hard-loss checks -> final
+     phase, checkpointed when ``config.checkpoint.dir`` is set;
+  4. ``finalize``: weight steps per network -> per-tensor steps -> RDOQ -> quantized
+     weights and symbols, measured. ``api.package`` writes the file.
+  """
   t0 = time.perf_counter()
+  procedure = plan_lib.from_config(config)
   image = image_io.validate_image(image)
   codec, contours, lmbdas = build_codec(image, config, labels)
-  key = jax.random.PRNGKey(int(config.seed))
-  evaluate = overfit_lib.eval_fn(codec, jnp.asarray(image), config, lmbdas)
+  evaluate = overfit_lib.Evaluator(codec, jnp.asarray(image), config, lmbdas)
   run_data = image if codec.num_regions == 1 else np.concatenate(
       [image, codec.labels()[..., None].astype(np.float32)], axis=-1)
-  checkpointer = checkpoints.from_config(config, run_data)
   meter = overfit_lib.SpeedMeter(on_chunk)
-  params = overfit_lib.overfit(codec, image, config, key, params=params, on_chunk=meter,
-                               evaluate=evaluate, checkpointer=checkpointer,
-                               lmbda=lmbdas)
+  params = loop.fit(codec, image, config, [lmbdas], jax.random.PRNGKey(int(config.seed)),
+                    params=params, on_chunk=meter, evaluate=evaluate,
+                    checkpointer=checkpoints.from_config(config, run_data))[0]
   result = finalize(codec, params, image, config, evaluate,
                     search_evaluators(codec, jnp.asarray(image), config), lmbdas,
                     time.perf_counter() - t0, contours)
   result.metrics["steps_per_second"] = meter.steps_per_second
+  result.metrics["procedure"] = procedure.describe()
   return result
 
 
@@ -145,8 +145,8 @@ def search_evaluators(codec: Codec, image: jax.Array, config: ml_collections.Con
   ``params -> {"mse", "mse_layer0"}`` (hard latents), the two halves of the evaluation
   the weight-step searches need; neither depends on lambda, so one pair serves every
   lambda of an image."""
-  return (overfit_lib.eval_fn(codec, image, config, keys=("region_latent_bits",)),
-          overfit_lib.eval_fn(codec, image, config, keys=("mse", "mse_layer0")))
+  return (overfit_lib.Evaluator(codec, image, config, keys=("region_latent_bits",)),
+          overfit_lib.Evaluator(codec, image, config, keys=("mse", "mse_layer0")))
 
 
 def finalize(codec: Codec, params: dict, image: np.ndarray,
@@ -217,13 +217,13 @@ def _weight_choices(codec: Codec, params: dict, config: ml_collections.ConfigDic
       base = choice[("lsn", ref)]
       bits_of = lambda k, d, base=base: weights_lib.int_tree_bits(
           network_layout.reference_residual(k, base.int_params, base.steps, d))
-    choice[n] = yield from tag(which, weight_search.search_network_steps(
+    choice[n] = yield from tag(which, weight_search.search_network(
         params, n, grid, float(l), pixels, c, bits_of))
     if per_tensor and ref is None:   # object LSNs keep their one step (factors 16)
-      choice[n] = yield from tag(which, weight_search.refine_tensor_steps_steps(
+      choice[n] = yield from tag(which, weight_search.refine_tensor_steps(
           params, n, choice[n], float(l), pixels, c))
     if rdoq and ref is None:
-      choice[n] = yield from tag(which, weight_search.round_towards_zero_steps(
+      choice[n] = yield from tag(which, weight_search.round_towards_zero(
           params, n, choice[n], float(l), pixels, c))
   return choice
 

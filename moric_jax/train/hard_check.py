@@ -5,14 +5,14 @@ main phase and, when the main phase ends, reloads the best model seen before the
 phase starts. Here ``config.train.hard_check_every = K`` (0 = off) does the same at
 chunk boundaries: a check whenever a chunk crosses a multiple of ``K`` steps and at the
 last soft step (the chunk that would cross it stops there, ``stop_at``). The best
-parameters and their loss live in the training carry's ``best_params`` / ``best_loss``
-slots (unused in the soft phase, and saved by the checkpoints), so a resumed encode
+parameters and their loss live in the training state's ``best_params`` / ``best_loss``
+fields (unused in the soft phase, and saved by the checkpoints), so a resumed encode
 checks and reloads exactly as an uninterrupted one. At the end of the soft phase the
 parameters become the best checked ones and ``best_loss`` is reset for the final phase's
 own tracking.
 
-Carries are ``(params, opt_state, step, key, best_params, best_loss, ...)``, either of
-one run (``best_loss`` a scalar) or stacked (``best_loss`` of shape ``(N,)``).
+States (``state.TrainState``) are of one run (``best_loss`` a scalar) or stacked
+(``best_loss`` of shape ``(N,)``).
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+
+from moric_jax.train.state import TrainState
 
 
 def every(train_config: ml_collections.ConfigDict) -> int:
@@ -65,32 +67,32 @@ def _where(mask: jax.Array, new, old):
   return jax.tree_util.tree_map(pick, new, old)
 
 
-def record(carry: tuple, losses) -> tuple:
-  """The carry with ``best_params`` / ``best_loss`` replaced where ``losses`` (the hard
+def record(state: TrainState, losses) -> TrainState:
+  """The state with ``best_params`` / ``best_loss`` replaced where ``losses`` (the hard
   loss of the current parameters, scalar or ``(N,)``) is lower; non-finite never wins."""
   losses = jnp.asarray(np.where(np.isfinite(losses), losses, np.inf), jnp.float32)
-  better = losses < carry[5]
-  return carry[:4] + (_where(better, carry[0], carry[4]),
-                      jnp.where(better, losses, carry[5])) + carry[6:]
+  better = losses < state.best_loss
+  return state._replace(best_params=_where(better, state.params, state.best_params),
+                        best_loss=jnp.where(better, losses, state.best_loss))
 
 
-def reload(carry: tuple) -> tuple:
+def reload(state: TrainState) -> TrainState:
   """End of the soft phase: the parameters become the best checked ones (entries never
   checked keep theirs) and ``best_loss`` is reset to infinity."""
-  checked = jnp.isfinite(carry[5])
-  params = _where(checked, carry[4], carry[0])
-  return (params,) + carry[1:5] + (jnp.full_like(carry[5], jnp.inf),) + carry[6:]
+  checked = jnp.isfinite(state.best_loss)
+  return state._replace(params=_where(checked, state.best_params, state.params),
+                        best_loss=jnp.full_like(state.best_loss, jnp.inf))
 
 
-def after_chunk(carry: tuple, before: int, after: int, soft_steps: int, k: int,
-                losses_of) -> tuple:
+def after_chunk(state: TrainState, before: int, after: int, soft_steps: int, k: int,
+                losses_of) -> TrainState:
   """The check (and, at ``soft_steps``, the reload) due after a chunk that went from
-  ``before`` to ``after``; ``losses_of(params)`` gives the hard loss(es) of the carry's
-  parameters. The carry unchanged when nothing is due."""
+  ``before`` to ``after``; ``losses_of(params)`` gives the hard loss(es) of the state's
+  parameters. The state unchanged when nothing is due."""
   if not due(before, after, soft_steps, k):
-    return carry
-  carry = record(carry, losses_of(carry[0]))
-  return reload(carry) if after == soft_steps else carry
+    return state
+  state = record(state, losses_of(state.params))
+  return reload(state) if after == soft_steps else state
 
 
 def stacked_losses(evaluators: Sequence, lmbdas: Sequence[float]):

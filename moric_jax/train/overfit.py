@@ -1,13 +1,13 @@
-"""Per-image overfitting: jit-compiled chunks of steps (``lax.scan``), two phases.
+"""The training step program: one jit-compiled chunk of steps (``lax.scan``).
 
-Phase 1 (soft): soft-rounded latents plus annealed noise (Kumaraswamy or Gaussian),
-seen by rate, context and synthesis as ``train.proxy`` says, Adam for the latents and
-Adam or SOAP for the networks, cosine learning rate. Phase 2 (final): hard rounding at
-a low learning rate (``train.final_phase``: ``ste``, the latents move by
-straight-through gradients; ``frozen``, the latents stay put and only the networks fit
-the exact symbols, as Cool-chic 5 does), keeping the parameters with the lowest (hard)
-loss seen. An optional warm-up (``warmup.py``) first trains several initialisations
-and goes on with the best.
+A step of the soft phase sees soft-rounded latents plus annealed noise (Kumaraswamy or
+Gaussian) in rate, context and synthesis as ``train.proxy`` says; a step of the final
+phase the hard symbols (``train.final_phase``: ``frozen``, the latents stay put and only
+the networks fit them, as Cool-chic 5; ``ste``, the latents move by straight-through
+gradients), at a low learning rate, keeping the parameters of the lowest hard loss.
+Adam for the latents, Adam or SOAP for the networks, cosine learning rate. The phase is
+derived from the step, so one program runs both. The loop around it is ``loop.fit``;
+the procedure it follows is ``plan.EncodePlan``.
 Loss = MSE + lmbda * (latent bits + estimated weight bits) / pixels.
 """
 from __future__ import annotations
@@ -25,7 +25,9 @@ import numpy as np
 import optax
 
 from moric_jax.model.codec import Codec
-from moric_jax.train import hard_check, schedules, soap, warmup
+from moric_jax.train import plan, schedules, soap, warmup
+from moric_jax.train.plan import CLIP_SCOPES, FINAL_PHASES, OPTIMIZERS
+from moric_jax.train.state import TrainState, initial
 
 logger = logging.getLogger("moric_jax")
 
@@ -58,9 +60,6 @@ def loss_fn(*args, **kwargs) -> tuple[jax.Array, dict]:
   return loss, aux
 
 
-OPTIMIZERS = ("adam", "soap")
-CLIP_SCOPES = ("global", "networks")
-FINAL_PHASES = ("ste", "frozen")
 
 
 def _labels(params: dict) -> dict:
@@ -109,7 +108,7 @@ def _psnr(mse: float) -> float:
   return float(10.0 * np.log10(1.0 / max(mse, 1e-12)))
 
 
-def _chunk_stats(step: int, phase: str, aux: dict, steps: int, seconds: float
+def chunk_stats(step: int, phase: str, aux: dict, steps: int, seconds: float
                  ) -> ChunkStats:
   return ChunkStats(step=step, phase=phase, loss=float(aux["loss"]),
                     psnr=_psnr(float(aux["mse"])),
@@ -128,7 +127,7 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   ``batched="images"`` the image has that axis too (one image per entry, all of one
   shape: several images x lambdas in one program).
 
-  carry = (params, opt_state, step, key, best_params, best_loss); hyper = dict of
+  carry: a ``state.TrainState``; hyper = dict of
   traced scalars (``hyper_params``), so one compiled program serves every lambda,
   learning rate and step count of a given image size and model. Both phases
   live in the program (the phase is derived from the step); steps past
@@ -144,8 +143,8 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   final_cosine = str(tc.final_lr_schedule) == "cosine"
   clamp = bool(tc.clamp_output)
 
-  def one_step(image, hyper, carry, _):
-    params, opt_state, step, key, best_params, best_loss = carry
+  def one_step(image, hyper, carry: TrainState, _):
+    params, opt_state, step, key, best_params, best_loss, lr_scale = carry
     soft_steps = hyper["soft_steps"]
     ste = step >= soft_steps
     temperature = schedules.linear(step, soft_steps, *tc.temperature)
@@ -166,7 +165,7 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     lr = schedules.learning_rate(step, soft_steps, hyper["learning_rate"],
                                  hyper["ste_learning_rate"],
                                  hyper["total_steps"] if final_cosine else None)
-    lr = lr * hyper["lr_scale"]
+    lr = lr * lr_scale
     latent_lr = lr * tc.latent_lr_scale
     if final_phase == "frozen":   # the final phase fits the networks to fixed symbols
       latent_lr = jnp.where(ste, 0.0, latent_lr)
@@ -176,8 +175,9 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     new_params = optax.apply_updates(params, updates)
     keep = lambda new, old: jax.tree_util.tree_map(
         lambda a, b: jnp.where(active, a, b), new, old)
-    carry = (keep(new_params, params), keep(new_opt_state, opt_state),
-             step + active.astype(step.dtype), key, best_params, best_loss)
+    carry = TrainState(keep(new_params, params), keep(new_opt_state, opt_state),
+                       step + active.astype(step.dtype), key, best_params, best_loss,
+                       lr_scale)
     return carry, aux
 
   def chunk(carry, image, hyper):
@@ -192,46 +192,49 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   return jax.jit(chunk)
 
 
-def eval_fn(codec: Codec, image: jax.Array, config, default_lmbda=None,
-            keys: tuple[str, ...] | None = None) -> Callable:
-  """Jitted ``(params, lmbda=None) -> (loss, aux, recon)``: hard latents, float weights.
+class Evaluator:
+  """The hard loss of trained parameters: hard latents, float weights.
 
-  One compiled program serves the best-parameter check and the final measurement,
-  and other images of the same shape: ``eval_fn(...).on(other_image)`` is the same
-  function on ``other_image`` (no new compilation). ``recon`` is the unclipped
-  ``(H, W, 3)`` float image. ``default_lmbda``: scalar or
+  ``Evaluator(codec, image, config)(params, lmbda=None) -> (loss, aux, recon)``, one
+  jitted program serving the best-parameter checks, the final measurement and other
+  images of the same shape: ``.on(other_image)`` is the same evaluator on
+  ``other_image`` (no new compilation). ``recon`` is the unclipped ``(H, W, 3)`` float
+  image; ``image`` the ``(H, W, 3)`` image it evaluates on. ``default_lmbda``: scalar or
   per-region array (default ``config.lmbda``). ``keys``: the program returns only
   ``{key: aux[key]}``, and XLA drops what those do not need (the synthesis for
   ``("region_latent_bits",)``, the entropy model for ``("mse", "mse_layer0")``): the
   weight-step searches' cheaper evaluations. ``.many(params, images, lmbda=None)``
-  evaluates a stack: ``params`` trees and ``(N, H, W, 3)`` ``images`` with a leading
-  axis of N, each entry on its own image (``search_batches``); ``.image`` is the image.
+  evaluates a stack: ``params`` trees and ``(N, H, W, 3)`` ``images`` with a leading axis
+  of N, each entry on its own image (``search_batches``).
   """
-  def terms(params, lmbda, img):
-    out = loss_terms(params, codec, img, lmbda, config.train.weight_delta, mode="hard",
-                     clamp_output=bool(config.train.clamp_output))
-    return out if keys is None else {k: out[1][k] for k in keys}
 
-  # The image is an argument, not a closed-over constant: XLA would otherwise embed
-  # (and constant-fold over) an (H, W, 3) array in the program.
-  evaluate_jit = jax.jit(terms)
-  many_jit = jax.jit(jax.vmap(terms, in_axes=(0, None, 0)))
-  if default_lmbda is None:
-    default_lmbda = float(config.lmbda)
+  def __init__(self, codec: Codec, image, config, default_lmbda=None,
+               keys: tuple[str, ...] | None = None, *, _programs=None):
+    if _programs is None:
+      def terms(params, lmbda, img):
+        out = loss_terms(params, codec, img, lmbda, config.train.weight_delta,
+                         mode="hard", clamp_output=bool(config.train.clamp_output))
+        return out if keys is None else {k: out[1][k] for k in keys}
+      # The image is an argument, not a closed-over constant: XLA would otherwise embed
+      # (and constant-fold over) an (H, W, 3) array in the program.
+      _programs = (jax.jit(terms), jax.jit(jax.vmap(terms, in_axes=(0, None, 0))))
+    self._programs = _programs
+    self._codec, self._config, self._keys = codec, config, keys
+    self.default_lmbda = float(config.lmbda) if default_lmbda is None else default_lmbda
+    self.image = jnp.asarray(image, jnp.float32)
 
-  def many(params, images, lmbda=None):
-    lm = jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32)
-    return many_jit(params, lm, images)
+  def _lmbda(self, lmbda):
+    return jnp.asarray(self.default_lmbda if lmbda is None else lmbda, jnp.float32)
 
-  def on(img):
-    img = jnp.asarray(img, jnp.float32)
+  def __call__(self, params, lmbda=None):
+    return self._programs[0](params, self._lmbda(lmbda), self.image)
 
-    def evaluate(params, lmbda=None):
-      lm = jnp.asarray(default_lmbda if lmbda is None else lmbda, jnp.float32)
-      return evaluate_jit(params, lm, img)
-    evaluate.on, evaluate.many, evaluate.image = on, many, img
-    return evaluate
-  return on(image)
+  def many(self, params, images, lmbda=None):
+    return self._programs[1](params, self._lmbda(lmbda), images)
+
+  def on(self, image) -> "Evaluator":
+    return Evaluator(self._codec, image, self._config, self.default_lmbda, self._keys,
+                     _programs=self._programs)
 
 
 def noise_range(train_config: ml_collections.ConfigDict) -> tuple[float, float]:
@@ -254,34 +257,24 @@ def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
     noise_start = noise_std_from_lmbda(np.ravel(np.asarray(lmbda, np.float64))[0])
   return {"lmbda": jnp.asarray(lmbda, jnp.float32), "soft_steps": jnp.int32(soft_steps),
           "noise_start": jnp.float32(noise_start),
-          "total_steps": jnp.int32(total), "lr_scale": jnp.float32(1.0),
+          "total_steps": jnp.int32(total),
           "learning_rate": jnp.float32(config.train.learning_rate),
           "ste_learning_rate": jnp.float32(config.train.ste_learning_rate)}
 
 
 def phase_steps(config: ml_collections.ConfigDict) -> tuple[int, int]:
-  """``(soft_steps, total_steps)`` of the kept trajectory: ``num_steps`` less the
-  steps of warm-up candidates that do not go on (``warmup.extra_steps``); the
-  straight-through phase is its last ``ste_fraction``."""
-  total = int(config.num_steps) - warmup.extra_steps(config)
-  if warmup.stages(config) and total <= warmup.warmup_steps(config):
-    raise ValueError(f"num_steps={config.num_steps} leaves no training after the "
-                     f"warm-up ({warmup.stages(config)} candidates x steps)")
-  return total - int(round(total * float(config.train.ste_fraction))), total
+  """``(soft_steps, total_steps)`` of the kept trajectory (``plan.from_config``):
+  ``num_steps`` less the steps of warm-up candidates that do not go on; the final
+  phase is its last ``ste_fraction``."""
+  p = plan.from_config(config)
+  return p.soft.steps, p.trajectory_steps
 
 
-def initial_carry(params: dict, optimizer: optax.GradientTransformation,
-                  key: jax.Array) -> tuple:
-  """Training carry ``(params, opt_state, step, key, best_params, best_loss)``."""
-  return (params, optimizer.init(params), jnp.asarray(0, jnp.int32), key, params,
-          jnp.asarray(jnp.inf, jnp.float32))
-
-
-def candidate_carry(codec: Codec, params: dict, optimizer: optax.GradientTransformation,
-                    k_init: jax.Array, k_train: jax.Array) -> Callable[[int], tuple]:
-  """Warm-up candidate ``j`` -> its training carry: candidate 0 starts from ``params``
+def candidate_state(codec: Codec, params: dict, optimizer: optax.GradientTransformation,
+                    k_init: jax.Array, k_train: jax.Array) -> Callable[[int], TrainState]:
+  """Warm-up candidate ``j`` -> its training state: candidate 0 starts from ``params``
   (the run without warm-up), candidate ``j`` from ``codec.init(fold_in(k_init, j))``."""
-  return lambda j: initial_carry(
+  return lambda j: initial(
       codec.init(jax.random.fold_in(k_init, j)) if j else params, optimizer, k_train)
 
 
@@ -310,100 +303,3 @@ class SpeedMeter:
   def steps_per_second(self) -> float | None:
     rates = self.rates[1:] or self.rates
     return float(np.median(rates)) if rates else None
-
-
-class TrainingDivergedError(RuntimeError):
-  """Training kept producing non-finite losses after lowering the learning rate."""
-
-
-def overfit(codec: Codec, image: np.ndarray, config: ml_collections.ConfigDict,
-            key: jax.Array, params: dict | None = None,
-            on_chunk: Callable[[ChunkStats], None] | None = None,
-            evaluate: Callable | None = None,
-            checkpointer=None, max_rollbacks: int = 6, lmbda=None) -> dict:
-  """Overfits the codec to ``image`` ``(H, W, 3) float32 in [0, 1]``; returns params.
-
-  ``on_chunk(stats)`` is called after every fused chunk (progress bars, logs);
-  ``evaluate`` is an ``eval_fn`` to reuse (compiled once per image). With a
-  ``checkpoints.TrainCheckpointer`` the carry is saved every few steps and a rerun
-  resumes from the latest checkpoint, reaching the same result. ``lmbda``: scalar or
-  per-region array (default ``config.lmbda``). A chunk that ends
-  with a non-finite loss is rolled back and retried with half the learning rate.
-  """
-  image = jnp.asarray(image, jnp.float32)
-  tc = config.train
-  soft_steps, total = phase_steps(config)
-  k_init, k_train = jax.random.split(key)
-  stages = warmup.stages(config) if params is None else []
-  if params is None:
-    params = codec.init(k_init)
-  optimizer = make_optimizer(tc)
-  chunk_size = max(1, min(int(tc.chunk_size), total))
-  chunk = build_chunk_fn(codec, config, optimizer, chunk_size)
-  hyper = hyper_params(config, soft_steps, total, lmbda)
-  carry = initial_carry(params, optimizer, k_train) + (hyper["lr_scale"],)
-  done = 0
-  restored = None
-  if checkpointer is not None:
-    done, restored = checkpointer.restore(carry)
-    if restored is not None:
-      carry = restored
-  # Steps reported to on_chunk count every candidate's (they are what num_steps
-  # budgets); the trajectory's own step is ``done``.
-  offset = warmup.extra_steps(config) if stages else 0
-  if stages and restored is None:
-    evaluate = evaluate or eval_fn(codec, image, config, lmbda)
-    reported, clock = [0], [time.perf_counter()]
-
-    def on_steps(n, aux):
-      reported[0] += n
-      now = time.perf_counter()
-      if on_chunk is not None:
-        on_chunk(_chunk_stats(reported[0], "warm-up", aux, n, now - clock[0]))
-      clock[0] = now
-
-    started = warmup.run(
-        codec, image, config,
-        candidate_carry(codec, params, optimizer, k_init, k_train),
-        [hyper], build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
-                                batched=True),
-        evaluate, on_steps)
-    carry = jax.tree_util.tree_map(lambda x: x[0], started) + (hyper["lr_scale"],)
-    done = warmup.warmup_steps(config)
-  rollbacks = 0
-  check_every = hard_check.every(tc)
-  if check_every:
-    evaluate = evaluate or eval_fn(codec, image, config, lmbda)
-  while done < total:
-    t0 = time.perf_counter()
-    end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every)
-    hyper["lr_scale"] = carry[6]
-    new_carry, aux = chunk(carry[:6], image,
-                           hard_check.chunk_hyper(hyper, done, end, chunk_size, total))
-    aux = jax.device_get(aux)
-    if not np.isfinite(aux["loss"]):
-      rollbacks += 1
-      if rollbacks > max_rollbacks:
-        raise TrainingDivergedError(
-            f"loss is not finite at step {done + chunk_size} even after lowering the "
-            f"learning rate {max_rollbacks} times; try a smaller learning_rate")
-      carry = carry[:6] + (carry[6] * 0.5,)
-      logger.warning("non-finite loss in steps %d..%d: rolled back, learning rate "
-                     "scaled by %.3g", done, done + chunk_size, float(carry[6]))
-      continue
-    carry = new_carry + (carry[6],)
-    n = end - done
-    carry = hard_check.after_chunk(carry, done, end, soft_steps, check_every,
-                                   lambda p: float(evaluate(p, lmbda)[0]))
-    done = end
-    if checkpointer is not None:
-      checkpointer.maybe_save(done, carry, force=done >= total)
-    if on_chunk is not None:
-      on_chunk(_chunk_stats(done + offset, "soft" if done <= soft_steps else "ste", aux,
-                            n, time.perf_counter() - t0))
-  if checkpointer is not None:
-    checkpointer.close()
-  if soft_steps == total:
-    return carry[0]
-  return keep_better(carry[0], carry[4], carry[5],
-                     evaluate or eval_fn(codec, image, config, lmbda), lmbda)

@@ -5,7 +5,7 @@ evaluation of a list of trial parameter trees. One trial at a time that is one h
 round trip per candidate, which leaves a GPU idle. Here the searches of every codec
 of a stack (images x lambdas, one shape) advance together: at each round their
 requests are gathered by evaluator, stacked, and evaluated by one vmapped program
-(``overfit.eval_fn(...).many``) per ``batch`` trials, each trial on its own image.
+(``overfit.Evaluator(...).many``) per ``batch`` trials, each trial on its own image.
 ``batch = 1`` evaluates trial by trial with the plain evaluator (the CPU default).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run_in_step(searches: Sequence[Generator], evaluators: Sequence[dict[str, Ca
   """Drives ``searches[k]`` (yielding ``Request``s) with ``evaluators[k][which]``
   until all end; returns their results in order.
 
-  ``evaluators[k][which]``: an ``overfit.eval_fn`` evaluator on codec ``k``'s image
+  ``evaluators[k][which]``: an ``overfit.Evaluator`` on codec ``k``'s image
   (its ``.image`` and ``.many`` are used when ``batch > 1``; all evaluators of one
   name must be the same program on images of one shape). Each round answers every
   pending request, ``batch`` trials per vmapped call (the last call of a round padded

@@ -2,10 +2,10 @@
 
 Cool-chic 5's encoder starts 5 candidate initialisations, keeps the best 2 after a
 few dozen steps and the best one after as many more. Here a stage is a batch of
-candidate carries trained together by the batched training program (``vmap``), on
+candidate states trained together by the batched training program (``vmap``), on
 the same schedule as the main run: the kept candidate simply continues, with its
 optimizer state, from the step the warm-up reached. Candidates are ranked by their
-hard-quantized loss (``eval_fn``). Every candidate step counts against
+hard-quantized loss (``overfit.Evaluator``). Every candidate step counts against
 ``config.num_steps`` (``extra_steps``): an encode with warm-up costs the same
 number of training steps as one without.
 """
@@ -20,6 +20,8 @@ import ml_collections
 import numpy as np
 
 from moric_jax.model.codec import Codec
+from moric_jax.train import state as state_lib
+from moric_jax.train.state import TrainState
 
 
 def stages(config: ml_collections.ConfigDict) -> list[tuple[int, int]]:
@@ -73,25 +75,17 @@ def chunk_length(config: ml_collections.ConfigDict) -> int:
   return n
 
 
-def _stack(trees: Sequence) -> object:
-  return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def _take(tree, idx: np.ndarray):
-  return jax.tree_util.tree_map(lambda x: x[jnp.asarray(idx)], tree)
-
-
 def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
-        init_carry: Callable[[int], tuple], hypers: Sequence[dict],
+        init_state: Callable[[int], TrainState], hypers: Sequence[dict],
         batched_chunk: Callable, evaluate: Callable,
-        on_steps: Callable[[int, dict], None] | None = None) -> tuple:
+        on_steps: Callable[[int, dict], None] | None = None) -> TrainState:
   """Runs the warm-up for every entry of ``hypers`` (one per lambda); returns the
-  kept carries stacked on a leading axis, one per entry, at step ``warmup_steps``.
+  kept states stacked on a leading axis, one per entry, at step ``warmup_steps``.
   ``image``: one ``(H, W, 3)`` image for every entry, or ``(N, H, W, 3)``, one per entry
   (then ``batched_chunk`` is ``build_chunk_fn(..., batched="images")`` and each entry's
   candidates are ranked on its own image, ``evaluate.on(image[i])``).
 
-  ``init_carry(j)``: the training carry of candidate ``j`` (candidate 0 is the run
+  ``init_state(j)``: the training state of candidate ``j`` (candidate 0 is the run
   without warm-up); ``batched_chunk``: ``build_chunk_fn(..., batched=True)`` with
   ``chunk_length(config)`` steps; ``evaluate(params, lmbda) -> (loss, ...)`` the hard
   loss; ``on_steps(n, aux)`` is told after every call how many training steps it ran
@@ -100,15 +94,15 @@ def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
   plan = stages(config)
   n_lm = len(hypers)
   first = plan[0][0]
-  carries = [init_carry(j) for j in range(first)]
+  states = [init_state(j) for j in range(first)]
   # Batch layout: entry (i, j) = lambda i, candidate j, at index i * c + j.
-  carry = _stack([carries[j] for _ in range(n_lm) for j in range(first)])
+  carry = state_lib.stack([states[j] for _ in range(n_lm) for j in range(first)])
   length = chunk_length(config)
   per_entry = jnp.ndim(image) == 4
   evaluators = ([evaluate.on(image[i]) for i in range(n_lm)] if per_entry
                 else [evaluate] * n_lm)
   for stage, (cands, steps) in enumerate(plan):
-    hyper = _stack([h for h in hypers for _ in range(cands)])
+    hyper = state_lib.stack([h for h in hypers for _ in range(cands)])
     images = (jnp.repeat(jnp.asarray(image), cands, axis=0) if per_entry else image)
     for _ in range(steps // length):
       carry, aux = batched_chunk(carry, images, hyper)
@@ -118,12 +112,13 @@ def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
                    if np.isfinite(aux["loss"]).any() else 0)
         on_steps(length * n_lm * cands,
                  {k: np.asarray(v)[best] for k, v in aux.items()})
-    params = carry[0]
+    params = carry.params
     losses = np.array([[float(evaluators[i](
         jax.tree_util.tree_map(lambda x: x[i * cands + j], params), hypers[i]["lmbda"])[0])
                         for j in range(cands)] for i in range(n_lm)])
     losses = np.where(np.isfinite(losses), losses, np.inf)
     keep = plan[stage + 1][0] if stage + 1 < len(plan) else 1
     order = np.argsort(losses, axis=1, kind="stable")[:, :keep]
-    carry = _take(carry, (np.arange(n_lm)[:, None] * cands + order).ravel())
+    carry = state_lib.entry(carry, jnp.asarray((np.arange(n_lm)[:, None] * cands
+                                               + order).ravel()))
   return carry

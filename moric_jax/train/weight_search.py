@@ -74,28 +74,19 @@ def run_search(search: Generator, evaluate: Callable[[dict], dict]):
     return stop.value
 
 
-def search_network(params: dict, name, deltas: np.ndarray,
-                   evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
-                   distortion_key: str, bits_of: Callable | None = None) -> WeightChoice:
-  """Quantizes ``params[name]`` with each step; keeps the lowest RD cost.
-
-  ``name``: a key (``"arm"``) or ``(key, index)`` for one network of a list (one
-  region's LSN: ``("lsn", r)``).
-
-  ``evaluate(params) -> {"mse", "bpp_latents"}`` (hard latents). For ``distortion_key
-  == "mse"`` the cost is ``mse + lmbda * bits / P``; for ``"bpp_latents"`` it is
-  ``lmbda * (bpp_latents + bits / P)``; a callable gives ``f(aux) + lmbda * bits / P``.
-  ``bits_of(int_params, delta)``: the network's bits as the file codes it (default:
-  its integers under the per-tensor Laplace model).
-  """
-  return run_search(search_network_steps(params, name, deltas, lmbda, num_pixels,
-                                         distortion_key, bits_of), evaluate)
-
-
-def search_network_steps(params: dict, name, deltas: np.ndarray, lmbda: float,
+def search_network(params: dict, name, deltas: np.ndarray, lmbda: float,
                          num_pixels: int, distortion_key, bits_of: Callable | None = None
                          ) -> Search:
-  """``search_network`` as a ``Search``: one request of ``len(deltas)`` trials."""
+  """Quantizes ``params[name]`` with each step of ``deltas``; the result keeps the lowest
+  RD cost. One request of ``len(deltas)`` trials.
+
+  ``name``: a key (``"arm"``) or ``(key, index)`` for one network of a list (one
+  region's LSN: ``("lsn", r)``). Trials are evaluated to ``{"mse", "bpp_latents"}``
+  (hard latents). For ``distortion_key == "mse"`` the cost is ``mse + lmbda * bits /
+  P``; for ``"bpp_latents"`` it is ``lmbda * (bpp_latents + bits / P)``; a callable gives
+  ``f(aux) + lmbda * bits / P``. ``bits_of(int_params, delta)``: the network's bits as
+  the file codes it (default: its integers under the per-tensor Laplace model).
+  """
   trial_of, cost_of = _cost_parts(params, name, lmbda, num_pixels, distortion_key, bits_of)
   tried = [trial_of(float(d)) for d in deltas]
   auxes = yield [t[2] for t in tried]
@@ -126,28 +117,16 @@ def _cost_parts(params, name, lmbda, num_pixels, distortion_key, bits_of):
   return trial_of, cost_of
 
 
-def refine_tensor_steps(params: dict, name, choice: WeightChoice,
-                        evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
-                        distortion_key, bits_of: Callable | None = None,
-                        candidates=weights_coding.STEP_FACTORS) -> WeightChoice:
-  """One pass over the tensors of ``params[name]`` (leaf order): each takes the step
-  factor (``candidates``, on ``choice.delta``) of lowest RD cost, the others fixed.
-
-  Arguments as ``search_network``; returns ``choice`` with ``factors`` set (never a
-  higher cost than ``choice`` on the file's float32 steps). ``len(candidates)`` - 1
-  evaluations per tensor.
-  """
-  return run_search(refine_tensor_steps_steps(params, name, choice, lmbda, num_pixels,
-                                              distortion_key, bits_of, candidates),
-                    evaluate)
-
-
-def refine_tensor_steps_steps(params: dict, name, choice: WeightChoice, lmbda: float,
+def refine_tensor_steps(params: dict, name, choice: WeightChoice, lmbda: float,
                               num_pixels: int, distortion_key,
                               bits_of: Callable | None = None,
                               candidates=weights_coding.STEP_FACTORS) -> Search:
-  """``refine_tensor_steps`` as a ``Search``: the unit factors, then one request per
-  tensor with all its other candidate factors."""
+  """One pass over the tensors of ``params[name]`` (leaf order): each takes the step
+  factor (``candidates``, on ``choice.delta``) of lowest RD cost, the others fixed.
+  Arguments as ``search_network``; the result is ``choice`` with ``factors`` set (never
+  a higher cost than ``choice`` on the file's float32 steps). Requests: the unit
+  factors, then one per tensor with its ``len(candidates) - 1`` other factors.
+  """
   trial_of, cost_of = _cost_parts(params, name, lmbda, num_pixels, distortion_key, bits_of)
   steps_of = lambda fs: weights_coding.tensor_steps(choice.delta, fs)
   factors = list(weights_coding.unit_factors(len(jax.tree_util.tree_leaves(
@@ -167,28 +146,20 @@ def refine_tensor_steps_steps(params: dict, name, choice: WeightChoice, lmbda: f
                              factors=tuple(factors))
 
 
-def round_towards_zero(params: dict, name, choice: WeightChoice,
-                       evaluate: Callable[[dict], dict], lmbda: float, num_pixels: int,
-                       distortion_key, max_moves: int | None = None) -> WeightChoice:
+def round_towards_zero(params: dict, name, choice: WeightChoice, lmbda: float,
+                             num_pixels: int, distortion_key,
+                             max_moves: int | None = None) -> Search:
   """Rate-distortion-optimised rounding of ``choice``'s integers: one pass over the
   nonzero weights (largest ``|k|`` first in each tensor, tensors in leaf order), each
   moved one step towards zero and kept there if ``D + lmbda * bits / P`` falls.
 
   Bits are the file's (``weights_coding.scale_bits``: each tensor on its cheapest
-  scale row); the distortion part is ``evaluate``'d for every move (arguments as
+  scale row); the distortion part is evaluated for every move (arguments as
   ``search_network``). ``max_moves``: at most this many evaluations (``None``: all).
-  Returns ``choice`` with the new integers (same steps and factors; ``bits`` the
-  Laplace estimate ``int_tree_bits`` as for the other searches).
+  The result is ``choice`` with the new integers (same steps and factors; ``bits`` the
+  Laplace estimate ``int_tree_bits`` as for the other searches). One trial per
+  request, each move depending on the ones before.
   """
-  return run_search(round_towards_zero_steps(params, name, choice, lmbda, num_pixels,
-                                             distortion_key, max_moves), evaluate)
-
-
-def round_towards_zero_steps(params: dict, name, choice: WeightChoice, lmbda: float,
-                             num_pixels: int, distortion_key,
-                             max_moves: int | None = None) -> Search:
-  """``round_towards_zero`` as a ``Search``: one trial per request, each move
-  depending on the ones before."""
   steps = weights_lib.per_leaf_steps(choice.int_params, choice.steps)
   leaves, treedef = jax.tree_util.tree_flatten(choice.int_params)
   ints = [np.array(k, np.int32) for k in leaves]
