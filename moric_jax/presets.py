@@ -53,8 +53,14 @@ def default() -> ml_collections.ConfigDict:
   config.train.clip_norm = 0.1
   config.train.clip_scope = "networks"     # Clip the networks' gradients | "global".
   config.train.weight_decay = 0.01         # Decoupled weight decay of the networks.
-  config.train.ste_fraction = 0.05         # Share of num_steps in the final phase.
+  # The final phase: its share of the kept run's steps (ste_fraction), or exactly
+  # final_steps steps (Cool-chic 5: 500); one of the two, the other None.
+  config.train.ste_fraction = 0.05
+  config.train.final_steps = None
   config.train.ste_learning_rate = 1e-4
+  # "continue": the final phase goes on with the soft phase's optimizer state;
+  # "fresh": it starts a new one (Cool-chic 5: every phase is a new optimizer).
+  config.train.final_optimizer = "continue"
   # Final phase (the last ste_fraction): "frozen" (hard symbols fixed, only the
   # networks train) | "ste" (latents move by straight-through gradients); its learning
   # rate "cosine" (from ste_learning_rate to 0) | "constant" (ste_learning_rate).
@@ -76,8 +82,17 @@ def default() -> ml_collections.ConfigDict:
   # Distortion on the output clipped to [0, 1] while training (Cool-chic 5).
   config.train.clamp_output = True
   # Warm-up: candidate initialisations per stage, each stage round(fraction * num_steps)
-  # steps; the best go on (their steps count in num_steps). () = no warm-up.
-  config.train.warmup = ml_collections.ConfigDict(dict(candidates=(5, 2), fraction=0.025))
+  # steps (or steps=(s1, s2), or budget_steps by budget_limits: train/warmup.py); the
+  # best go on (their steps count in num_steps). () = no warm-up. schedule "shared":
+  # the warm-up steps are the soft phase's first (its schedules, one optimizer state);
+  # "own" (Cool-chic 5): constant temperature, noise_std (None: from lambda) and
+  # learning rate, Adam latent_betas for the latents, the SOAP basis refreshed every
+  # precondition_every steps; the soft phase then starts with a fresh optimizer state
+  # and its schedules count from its own first step (train/plan.py, WarmupSettings).
+  config.train.warmup = ml_collections.ConfigDict(dict(
+      candidates=(5, 2), fraction=0.025, steps=None, budget_steps=(), budget_limits=(),
+      schedule="shared", temperature=0.35, noise_std=None, latent_betas=(0.9, 0.999),
+      precondition_every=10))
   # Hard-loss check of the soft phase every K steps, and the best checked model
   # reloaded when it ends (Cool-chic 5: 100; train/hard_check.py). 0 = off.
   config.train.hard_check_every = 0
@@ -153,19 +168,48 @@ def coolchic5_procedure(config: ml_collections.ConfigDict) -> ml_collections.Con
   return config
 
 
+def coolchic5_phases(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Cool-chic 5.0.1's intra preset phase for phase on ``config`` (in place; returned),
+  on top of ``coolchic5_procedure``: warm-up 5 -> 2 candidates of 50 steps each if
+  ``num_steps`` < 4,000, 100 below 9,000, 200 below 12,000, else 400 (out of the
+  budget), on its own constant settings (temperature 0.35, Gaussian noise of std
+  ``(0.747 - 0.432 log10 lambda) / 10``, constant learning rate, latent Adam betas
+  (0.725, 0.97), SOAP basis refreshed every step); the core (soft) phase with a fresh
+  optimizer, temperature 0.35 -> 0.08, noise 0.22 -> 0.15 and cosine learning rate
+  from 1e-2 over its own steps, hard-loss check every 100 steps and the best reloaded;
+  exactly 500 final steps of hard symbols with the latents frozen, a fresh optimizer
+  and cosine learning rate from 1e-4; weight steps and RDOQ. Still not Cool-chic's:
+  the training loss counts the estimated weight bits (Cool-chic trains on the latent
+  rate alone), and the schedules move every step (Cool-chic's every 100)."""
+  coolchic5_procedure(config)
+  t = config.train
+  t.warmup.candidates = (5, 2)
+  t.warmup.budget_steps = (50, 100, 200, 400)
+  t.warmup.budget_limits = (4000, 9000, 12000)
+  t.warmup.schedule = "own"
+  t.warmup.temperature = 0.35
+  t.warmup.noise_std = None
+  t.warmup.latent_betas = (0.725, 0.97)
+  t.warmup.precondition_every = 1
+  t.noise_from_lmbda = False          # the core phase: 0.22 -> 0.15
+  t.ste_fraction = None
+  t.final_steps = 500
+  t.final_optimizer = "fresh"
+  t.hard_check_every = 100
+  return config
+
+
 def coolchic5() -> ml_collections.ConfigDict:
-  """Parity preset: Cool-chic 5's encoder procedure (``coolchic5_procedure``, plus its
-  hard-loss check every 100 steps) and its synthesis trunk (one 48-wide ReLU layer, the
-  linear projection to 3 channels, two 3x3 residual convs) on this codec at Cool-chic's
-  10,000 steps. Not yet the rest of its HOP decoder: no hyperlatents, no inter-feature
-  context, no residual/stabilised ARM, no per-grid pre-filters, zero padding
-  (WORKSPACE.md, "Compression at scale")."""
-  config = coolchic5_procedure(default())
+  """Parity preset: Cool-chic 5.0.1's intra preset phase for phase
+  (``coolchic5_phases``: its warm-up, core and 500-step final phase, hard-loss checks,
+  RDOQ) and its synthesis trunk (one 48-wide ReLU layer, the linear projection to 3
+  channels, two 3x3 residual convs) on this codec at Cool-chic's 10,000 steps. Not yet
+  the rest of its HOP decoder: no hyperlatents, no inter-feature context, no
+  residual/stabilised ARM, no per-grid pre-filters, zero padding (WORKSPACE.md,
+  "Compression at scale")."""
+  config = coolchic5_phases(default())
   config.num_steps = 10_000
   config.train.chunk_size = 100
-  # Its hard-loss check every 100 steps, best model reloaded before the final phase
-  # (identical files at yardstick (a), so not in the default: WORKSPACE.md).
-  config.train.hard_check_every = 100
   config.model.lsn.hidden = (48,)
   config.model.lsn.activation = "relu"
   return config

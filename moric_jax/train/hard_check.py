@@ -34,11 +34,13 @@ def every(train_config: ml_collections.ConfigDict) -> int:
   return k
 
 
-def stop_at(done: int, chunk_size: int, soft_steps: int, total: int, k: int) -> int:
+def stop_at(done: int, chunk_size: int, soft_steps: int, total: int, k: int,
+            split: bool = False) -> int:
   """The step the next chunk ends at: ``done + chunk_size`` capped by ``total``, and by
-  ``soft_steps`` when checks are on and the soft phase is not over."""
+  ``soft_steps`` when checks are on (or ``split``: the final phase starts afresh) and
+  the soft phase is not over."""
   end = min(done + chunk_size, total)
-  if k and done < soft_steps < end:
+  if (k or split) and done < soft_steps < end:
     end = soft_steps
   return end
 

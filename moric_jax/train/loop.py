@@ -3,7 +3,8 @@
 ``fit`` trains N parameter sets (one per lambda, or per image x lambda, all of one image
 shape) in one compiled program per chunk of steps: the warm-up (``warmup.py``), then the
 soft phase with its hard-loss checks (``hard_check.py``), then the final phase, each
-entry keeping its best parameters. For every entry: a chunk that ends with a non-finite
+entry keeping its best parameters; a phase the plan starts afresh gets a new optimizer
+state for every entry at its first step. For every entry: a chunk that ends with a non-finite
 loss is rolled back and retried with half that entry's learning rate; the stacked
 ``TrainState`` is checkpointed every few steps and a rerun resumes from it to the same
 result. With several devices the stack is sharded over a 1-D mesh. The steps themselves
@@ -89,6 +90,7 @@ def fit(codec: Codec, image, config: ml_collections.ConfigDict, lmbdas: Sequence
   if params is None:
     params = codec.init(k_init)
   optimizer = overfit.make_optimizer(config.train)
+  warm_optimizer = overfit.make_optimizer(config.train, procedure.warmup_settings)
   mode = "images" if per_image else True
   if padded == 1 and not per_image:
     chunk = _single_chunk(overfit.build_chunk_fn(codec, config, optimizer, chunk_size))
@@ -129,9 +131,9 @@ def fit(codec: Codec, image, config: ml_collections.ConfigDict, lmbdas: Sequence
 
     state = warmup.run(
         codec, image_j, config,
-        overfit.candidate_state(codec, params, optimizer, k_init, k_train), hypers,
-        overfit.build_chunk_fn(codec, config, optimizer, warmup.chunk_length(config),
-                               batched=mode),
+        overfit.candidate_state(codec, params, warm_optimizer, k_init, k_train), hypers,
+        overfit.build_chunk_fn(codec, config, warm_optimizer,
+                               warmup.chunk_length(config), batched=mode, warmup=True),
         evaluate, on_steps)
     done = warmup.warmup_steps(config)
   if len(devices) > 1:
@@ -141,10 +143,19 @@ def fit(codec: Codec, image, config: ml_collections.ConfigDict, lmbdas: Sequence
     image_j = jax.device_put(image_j, split if per_image
                              else NamedSharding(mesh, PartitionSpec()))
   losses_of = hard_check.stacked_losses(evaluators, lm)
+  # A phase that starts with a fresh optimizer state (plan.SoftPhase / FinalPhase):
+  # the state is renewed from the parameters alone when the loop stands at its first
+  # step, so a run resumed from a checkpoint there renews it the same way.
+  fresh_at = {s for s, on in ((procedure.soft.start, procedure.soft.fresh_optimizer),
+                              (soft_steps, procedure.final.fresh_optimizer))
+              if on and s < total}
   rollbacks = 0
   clock[0] = time.perf_counter()
   while done < total:
-    end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every)
+    if done in fresh_at:
+      state = state._replace(opt_state=jax.vmap(optimizer.init)(state.params))
+    end = hard_check.stop_at(done, chunk_size, soft_steps, total, check_every,
+                             split=procedure.final.fresh_optimizer)
     new, aux = chunk(state, image_j,
                      hard_check.chunk_hyper(hyper, done, end, chunk_size, total))
     aux = jax.device_get(aux)

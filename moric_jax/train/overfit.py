@@ -68,19 +68,26 @@ def _labels(params: dict) -> dict:
                                     else "networks", v) for k, v in params.items()}
 
 
-def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def make_optimizer(train_config: ml_collections.ConfigDict,
+                   warmup: "plan.WarmupSettings | None" = None
+                   ) -> optax.GradientTransformation:
   """Update direction (the learning rate is applied per step): Adam for the latents
   and ``train.optimizer`` (``adam`` or ``soap``, with ``train.soap`` its arguments)
   for the networks. Gradient clipping to ``train.clip_norm`` over all gradients
   (``train.clip_scope="global"``) or over the networks' only (``"networks"``, as
   Cool-chic 5); ``train.weight_decay`` (decoupled, scaled by the learning rate) on the
-  networks."""
+  networks. ``warmup``: the warm-up's settings (``plan.WarmupSettings``); with its own
+  schedule, the latents' Adam takes its ``latent_betas`` and SOAP refreshes its basis
+  every ``precondition_every`` steps (the optimizer state has the same structure)."""
+  own = warmup is not None and warmup.schedule == "own"
   name = str(train_config.optimizer)
   if name == "adam":
     networks = optax.scale_by_adam()
   elif name == "soap":
     kwargs = train_config.soap
     kwargs = kwargs.to_dict() if hasattr(kwargs, "to_dict") else dict(kwargs)
+    if own:
+      kwargs["precondition_every"] = warmup.precondition_every
     networks = soap.scale_by_soap(**kwargs)
   else:
     raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}")
@@ -93,7 +100,9 @@ def make_optimizer(train_config: ml_collections.ConfigDict) -> optax.GradientTra
     networks = optax.chain(clip, networks)
   if decay > 0.0:
     networks = optax.chain(networks, optax.add_decayed_weights(decay))
-  per_group = optax.multi_transform({"latents": optax.scale_by_adam(),
+  latents = (optax.scale_by_adam(*warmup.latent_betas) if own
+             else optax.scale_by_adam())
+  per_group = optax.multi_transform({"latents": latents,
                                      "networks": networks}, _labels)
   return optax.chain(clip, per_group) if scope == "global" else per_group
 
@@ -118,7 +127,7 @@ def chunk_stats(step: int, phase: str, aux: dict, steps: int, seconds: float
 
 def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
                    optimizer: optax.GradientTransformation, chunk_size: int,
-                   batched: bool = False) -> Callable:
+                   batched: bool = False, *, warmup: bool = False) -> Callable:
   """Returns a jitted ``chunk(carry, image, hyper) -> (carry, last_aux)``.
 
   With ``batched=True`` the carry and hyper have a leading axis (one entry per
@@ -132,8 +141,16 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   learning rate and step count of a given image size and model. Both phases
   live in the program (the phase is derived from the step); steps past
   ``total_steps`` leave the carry unchanged, so the last chunk needs no retrace.
+  The soft phase's schedules run from ``plan.soft.start`` to ``soft_steps``.
+  ``warmup=True``: the warm-up stages' program; with the warm-up's own settings
+  (``train.warmup.schedule="own"``) its temperature, noise (``hyper["warmup_noise"]``)
+  and learning rate are constant, else it is the soft phase's program.
   """
   tc = config.train
+  procedure = plan.from_config(config)
+  start = procedure.soft.start
+  own = warmup and procedure.warmup_settings.schedule == "own"
+  warm_temperature = procedure.warmup_settings.temperature
   noise = str(tc.noise)
   noise_end = float(noise_range(tc)[1])
   proxy = str(tc.proxy)
@@ -146,10 +163,14 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
   def one_step(image, hyper, carry: TrainState, _):
     params, opt_state, step, key, best_params, best_loss, lr_scale = carry
     soft_steps = hyper["soft_steps"]
-    ste = step >= soft_steps
-    temperature = schedules.linear(step, soft_steps, *tc.temperature)
-    noise_level = schedules.linear(step, soft_steps, hyper["noise_start"],
-                                   noise_end)
+    if own:   # the warm-up's constant settings
+      ste = jnp.asarray(False)
+      temperature, noise_level = warm_temperature, hyper["warmup_noise"]
+    else:     # the soft phase's schedules, from its start
+      ste = step >= soft_steps
+      temperature = schedules.linear(step - start, soft_steps - start, *tc.temperature)
+      noise_level = schedules.linear(step - start, soft_steps - start,
+                                     hyper["noise_start"], noise_end)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, aux), grads = grad_fn(params, codec, image, hyper["lmbda"], tc.weight_delta,
                                  mode="train", temperature=temperature,
@@ -162,9 +183,13 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
                                          best_params, params)
     best_loss = jnp.where(better, loss, best_loss)
     updates, new_opt_state = optimizer.update(grads, opt_state, params)
-    lr = schedules.learning_rate(step, soft_steps, hyper["learning_rate"],
-                                 hyper["ste_learning_rate"],
-                                 hyper["total_steps"] if final_cosine else None)
+    if own:
+      lr = hyper["learning_rate"]
+    else:
+      lr = schedules.learning_rate(step, soft_steps, hyper["learning_rate"],
+                                   hyper["ste_learning_rate"],
+                                   hyper["total_steps"] if final_cosine else None,
+                                   start=start)
     lr = lr * lr_scale
     latent_lr = lr * tc.latent_lr_scale
     if final_phase == "frozen":   # the final phase fits the networks to fixed symbols
@@ -253,10 +278,14 @@ def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
   lmbda = config.lmbda if lmbda is None else lmbda
   tc = config.train
   noise_start = noise_range(tc)[0]
+  first = np.ravel(np.asarray(lmbda, np.float64))[0]
   if str(tc.noise) == "gaussian" and tc.noise_from_lmbda:
-    noise_start = noise_std_from_lmbda(np.ravel(np.asarray(lmbda, np.float64))[0])
+    noise_start = noise_std_from_lmbda(first)
+  warm = plan.from_config(config).warmup_settings.noise_std
   return {"lmbda": jnp.asarray(lmbda, jnp.float32), "soft_steps": jnp.int32(soft_steps),
           "noise_start": jnp.float32(noise_start),
+          "warmup_noise": jnp.float32(noise_std_from_lmbda(first) if warm is None
+                                      else warm),
           "total_steps": jnp.int32(total),
           "learning_rate": jnp.float32(config.train.learning_rate),
           "ste_learning_rate": jnp.float32(config.train.ste_learning_rate)}
@@ -265,7 +294,7 @@ def hyper_params(config: ml_collections.ConfigDict, soft_steps: int, total: int,
 def phase_steps(config: ml_collections.ConfigDict) -> tuple[int, int]:
   """``(soft_steps, total_steps)`` of the kept trajectory (``plan.from_config``):
   ``num_steps`` less the steps of warm-up candidates that do not go on; the final
-  phase is its last ``ste_fraction``."""
+  phase is its last ``final_steps`` (or ``ste_fraction`` of it)."""
   p = plan.from_config(config)
   return p.soft.steps, p.trajectory_steps
 

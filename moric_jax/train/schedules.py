@@ -19,10 +19,13 @@ def linear(step: jax.Array, num_steps: jax.Array, start: float, end: float) -> j
 
 
 def learning_rate(step: jax.Array, soft_steps: jax.Array, peak: float,
-                  final_rate: float, total_steps: jax.Array | None = None) -> jax.Array:
-  """Cosine decay from ``peak`` over the soft phase, then ``final_rate``: constant, or
-  with ``total_steps`` a cosine decay from ``final_rate`` over the final phase."""
-  cosine = 0.5 * peak * (1.0 + jnp.cos(jnp.pi * progress(step, soft_steps)))
+                  final_rate: float, total_steps: jax.Array | None = None,
+                  start: int = 0) -> jax.Array:
+  """Cosine decay from ``peak`` over the soft phase (from step ``start`` to
+  ``soft_steps``), then ``final_rate``: constant, or with ``total_steps`` a cosine
+  decay from ``final_rate`` over the final phase."""
+  cosine = 0.5 * peak * (1.0 + jnp.cos(jnp.pi * progress(step - start,
+                                                          soft_steps - start)))
   final = final_rate
   if total_steps is not None:
     done = progress(step - soft_steps, total_steps - soft_steps)

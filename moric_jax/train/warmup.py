@@ -2,9 +2,11 @@
 
 Cool-chic 5's encoder starts 5 candidate initialisations, keeps the best 2 after a
 few dozen steps and the best one after as many more. Here a stage is a batch of
-candidate states trained together by the batched training program (``vmap``), on
-the same schedule as the main run: the kept candidate simply continues, with its
-optimizer state, from the step the warm-up reached. Candidates are ranked by their
+candidate states trained together by the batched training program (``vmap``). With
+``train.warmup.schedule="shared"`` they train on the same schedule as the main run and
+the kept candidate simply continues, with its optimizer state, from the step the
+warm-up reached; with ``"own"`` (Cool-chic 5) they train on constant settings of their
+own (``plan.WarmupSettings``) and the soft phase starts afresh (``loop.fit``). Candidates are ranked by their
 hard-quantized loss (``overfit.Evaluator``). Every candidate step counts against
 ``config.num_steps`` (``extra_steps``): an encode with warm-up costs the same
 number of training steps as one without.
@@ -28,15 +30,26 @@ def stages(config: ml_collections.ConfigDict) -> list[tuple[int, int]]:
   """``[(candidates, steps), ...]`` of ``config.train.warmup`` (empty = no warm-up).
 
   ``config.train.warmup = dict(candidates=(5, 2), fraction=0.025)``: each stage runs
-  ``round(fraction * num_steps)`` steps (``steps=(50, 50)`` sets them instead); a
-  stage with one candidate or no step is pointless and dropped. ``ValueError`` for
-  inconsistent settings.
+  ``round(fraction * num_steps)`` steps; ``steps=(50, 50)`` sets them instead; or
+  ``budget_steps=(50, 100, 200, 400)`` with ``budget_limits=(4000, 9000, 12000)``
+  gives every stage the steps of the budget's bracket (Cool-chic 5: 50 steps if
+  ``num_steps < 4000``, 100 below 9000, 200 below 12000, else 400). A stage with one
+  candidate or no step is pointless and dropped. ``ValueError`` for inconsistent
+  settings.
   """
   w = config.train.warmup
   cands = tuple(w.candidates)
   if not cands:
     return []
   steps = w.get("steps", None)
+  budget = tuple(w.get("budget_steps", None) or ())
+  if steps is None and budget:
+    limits = tuple(int(x) for x in (w.get("budget_limits", None) or ()))
+    if len(limits) != len(budget) - 1 or list(limits) != sorted(limits):
+      raise ValueError(f"train.warmup: {len(budget)} budget_steps need "
+                       f"{len(budget) - 1} increasing budget_limits, got {limits}")
+    n = int(config.num_steps)
+    steps = [int(budget[sum(n >= x for x in limits)])] * len(cands)
   if steps is None:
     frac = float(w.fraction)
     if not 0.0 <= frac < 0.5:
