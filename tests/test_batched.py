@@ -98,7 +98,7 @@ def test_finalize_in_batches_equals_one_trial_at_a_time(tiny_config):
   tiny_config.num_steps = 40
   tiny_config.train.chunk_size = 20
   tiny_config.quant.num_deltas = 7          # 7 trials per request: a padded call
-  tiny_config.quant.rdoq = True
+  tiny_config.quant.rdoq = False            # its one-trial requests: test_search_batches
   images = [smooth_image(16, 16, seed=3),
             np.ascontiguousarray(smooth_image(16, 16, seed=4)[::-1])]
   lmbdas = [1e-3, 2e-2]

@@ -259,6 +259,7 @@ def encoded64():
   config = presets.fast()
   config.num_steps = 40
   config.train.chunk_size = 20
+  config.train.warmup.candidates = ()
   data, info = moric_jax.encode(image, config)
   return image, data, info
 

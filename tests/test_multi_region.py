@@ -23,7 +23,9 @@ def _config(steps=40):
   from moric_jax import presets
   config = presets.default()
   config.num_steps = steps
-  config.quant.num_deltas = 9
+  config.quant.num_deltas = 5
+  config.train.warmup.candidates = ()   # warm-up has its own tests (test_warmup.py)
+  config.train.optimizer = "adam"       # compiles faster than SOAP (test_soap.py)
   return config
 
 
@@ -219,7 +221,11 @@ def test_cli_masks_layers_info(tmp_path, image, monkeypatch, capsys):
   Image.fromarray((image * 255).round().astype(np.uint8)).save(src)
   Image.fromarray((_labels(2) * 100).astype(np.uint8)).save(mask)
   out = tmp_path / "out.moric"
-  assert cli.main(["encode", str(src), "-o", str(out), "--steps", "40", "--masks",
+  # The fixtures' config (so the three_regions programs are reused from the cache).
+  cfg = tmp_path / "cfg.py"
+  cfg.write_text("from tests.test_multi_region import _config\n\n\n"
+                 "def get_config():\n  return _config()\n")
+  assert cli.main(["encode", str(src), "-o", str(out), "--config", str(cfg), "--masks",
                    str(mask), "--json"]) == 0
   enc = json.loads(capsys.readouterr().out)
   assert enc["num_regions"] == 3 and len(enc["regions"]) == 3
@@ -259,7 +265,8 @@ def test_ablation_launcher_writes_table_and_plot(tmp_path, image):
          f"--config.output_dir={out}", "--config.crop=0", "--config.num_steps=40",
          f"--config.regions.masks={mask}", "--config.regions.auto=",
          "--config.lmbdas=0.002,", "--config.schemes=progressive_concat",
-         "--config.include_single=False", "--config.quant.num_deltas=9"]
+         "--config.include_single=False", "--config.quant.num_deltas=5",
+         "--config.train.warmup.candidates=()"]
   p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
   assert p.returncode == 0, p.stderr[-2000:]
   import csv

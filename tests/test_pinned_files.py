@@ -128,7 +128,13 @@ def _encodes(tmp_path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-  return _encodes(tmp_path_factory.mktemp("pins"))
+  # The bytes a user's encode writes: XLA's full optimisation (conftest lowers it).
+  lowered = jax.config._read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    return _encodes(tmp_path_factory.mktemp("pins"))
+  finally:
+    jax.config.update("jax_disable_most_optimizations", lowered)
 
 
 def test_resumed_encodes_write_the_uninterrupted_files(files):
