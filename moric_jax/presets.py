@@ -163,7 +163,9 @@ def coolchic5_procedure(config: ml_collections.ConfigDict) -> ml_collections.Con
   t.clip_norm = 0.1
   t.weight_decay = 0.01
   t.clamp_output = True
-  t.warmup = ml_collections.ConfigDict(dict(candidates=(5, 2), fraction=0.025))
+  t.final_steps = None
+  t.warmup.candidates = (5, 2)
+  t.warmup.fraction = 0.025
   config.quant.rdoq = True
   return config
 

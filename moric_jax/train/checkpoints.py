@@ -35,7 +35,7 @@ def from_config(config: ml_collections.ConfigDict, data: np.ndarray
                 ) -> "TrainCheckpointer | None":
   """The checkpointer ``config.checkpoint`` asks for (``None`` when off); ``data`` is
   what identifies the run besides the config (the image, plus labels if any)."""
-  if not (config.get("checkpoint") and config.checkpoint.dir):
+  if not config.checkpoint.dir:
     return None
   return TrainCheckpointer(config.checkpoint.dir, run_id(data, config),
                            config.checkpoint.every_steps)

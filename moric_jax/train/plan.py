@@ -154,7 +154,7 @@ def _one_of(name: str, value, choices: tuple) -> str:
 def _final_steps(tc: ml_collections.ConfigDict, total: int) -> int:
   """Steps of the final phase: ``train.final_steps`` exactly, or ``train.ste_fraction``
   of the kept trajectory (``total``); exactly one of the two is set (the other None)."""
-  steps, fraction = tc.get("final_steps", None), tc.get("ste_fraction", None)
+  steps, fraction = tc.final_steps, tc.ste_fraction
   if (steps is None) == (fraction is None):
     raise ValueError("give the final phase as train.final_steps (steps) or "
                      "train.ste_fraction (a share of the steps), the other None; got "
@@ -173,11 +173,11 @@ def _final_steps(tc: ml_collections.ConfigDict, total: int) -> int:
 
 def _warmup_settings(tc: ml_collections.ConfigDict) -> WarmupSettings:
   w = tc.warmup
-  schedule = _one_of("train.warmup.schedule", w.get("schedule", "shared"),
+  schedule = _one_of("train.warmup.schedule", w.schedule,
                      WARMUP_SCHEDULES)
-  noise = w.get("noise_std", None)
-  betas = tuple(float(b) for b in w.get("latent_betas", (0.9, 0.999)))
-  every = int(w.get("precondition_every", 1))
+  noise = w.noise_std
+  betas = tuple(float(b) for b in w.latent_betas)
+  every = int(w.precondition_every)
   if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
     raise ValueError(f"train.warmup.latent_betas must be two values in [0, 1), got {betas}")
   if every < 1:
@@ -185,7 +185,7 @@ def _warmup_settings(tc: ml_collections.ConfigDict) -> WarmupSettings:
   if noise is not None and float(noise) < 0.0:
     raise ValueError(f"train.warmup.noise_std must be >= 0 or None, got {noise}")
   return WarmupSettings(schedule=schedule,
-                        temperature=float(w.get("temperature", 0.35)),
+                        temperature=float(w.temperature),
                         noise_std=None if noise is None else float(noise),
                         latent_betas=betas, precondition_every=every)
 
@@ -225,7 +225,7 @@ def from_config(config: ml_collections.ConfigDict) -> EncodePlan:
                      schedule=_one_of("train.final_lr_schedule", tc.final_lr_schedule,
                                       LR_SCHEDULES),
                      fresh_optimizer=_one_of("train.final_optimizer",
-                                             tc.get("final_optimizer", "continue"),
+                                             tc.final_optimizer,
                                              FINAL_OPTIMIZERS) == "fresh")
   num_deltas = int(q.num_deltas)
   if num_deltas < 1 or not 0.0 < float(q.delta_min) <= float(q.delta_max):

@@ -39,7 +39,7 @@ def estimate(height: int, width: int, config: ml_collections.ConfigDict,
              num_regions: int = 1) -> dict:
   """``{"bytes", "seconds", "banded"}``: peak memory and training time of an encode."""
   pixels = height * width
-  bounds = [int(config.train.get(k, 0) or 0) for k in ("band_pixels", "arm_chunk")]
+  bounds = [int(config.train[k]) for k in ("band_pixels", "arm_chunk")]
   banded = all(b > 0 for b in bounds) and pixels > min(bounds)
   per_px = BYTES_PER_PIXEL_BANDED if banded else BYTES_PER_PIXEL_WHOLE
   seconds = (SECONDS_PER_PIXEL_STEP * pixels * int(config.num_steps)

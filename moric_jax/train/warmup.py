@@ -41,10 +41,10 @@ def stages(config: ml_collections.ConfigDict) -> list[tuple[int, int]]:
   cands = tuple(w.candidates)
   if not cands:
     return []
-  steps = w.get("steps", None)
-  budget = tuple(w.get("budget_steps", None) or ())
+  steps = w.steps
+  budget = tuple(w.budget_steps or ())
   if steps is None and budget:
-    limits = tuple(int(x) for x in (w.get("budget_limits", None) or ()))
+    limits = tuple(int(x) for x in (w.budget_limits or ()))
     if len(limits) != len(budget) - 1 or list(limits) != sorted(limits):
       raise ValueError(f"train.warmup: {len(budget)} budget_steps need "
                        f"{len(budget) - 1} increasing budget_limits, got {limits}")
