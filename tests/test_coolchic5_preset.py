@@ -80,7 +80,8 @@ def _tiny(config=None):
   config.train.final_steps = 20
   config.train.hard_check_every = 20
   config.lmbda = 1e-3
-  config.quant.num_deltas = 5
+  config.quant.num_deltas = 3
+  config.quant.tensor_steps = False     # the finalize is not what is tested here
   config.quant.rdoq = False
   return config
 
