@@ -128,13 +128,25 @@ def _encodes(tmp_path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-  # The bytes a user's encode writes: XLA's full optimisation (conftest lowers it).
-  lowered = jax.config._read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", False)
-  try:
-    return _encodes(tmp_path_factory.mktemp("pins"))
-  finally:
-    jax.config.update("jax_disable_most_optimizations", lowered)
+  """The bytes a user's encode writes: XLA's full optimisation (conftest lowers it for
+  the other tests), in a fresh process so no program compiled at the lower level is
+  reused."""
+  import pickle
+  import subprocess
+  import sys
+  from pathlib import Path
+  tmp = tmp_path_factory.mktemp("pins")
+  root = Path(__file__).resolve().parents[1]
+  env = dict(os.environ, MORIC_TEST_FULL_XLA="1", PYTHONPATH=str(root))
+  env.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)
+  code = ("import pickle, sys, pathlib; from tests import test_pinned_files as t; "
+          "pathlib.Path(sys.argv[1]).write_bytes(pickle.dumps("
+          "t._encodes(pathlib.Path(sys.argv[2]))))")
+  out = tmp / "files.pkl"
+  p = subprocess.run([sys.executable, "-c", code, str(out), str(tmp)], cwd=root, env=env,
+                     capture_output=True, text=True, timeout=1800)
+  assert p.returncode == 0, p.stderr[-3000:]
+  return pickle.loads(out.read_bytes())
 
 
 def test_resumed_encodes_write_the_uninterrupted_files(files):
