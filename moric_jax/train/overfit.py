@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
-import time
 from typing import Callable
 
 import jax
@@ -25,12 +23,9 @@ import numpy as np
 import optax
 
 from moric_jax.model.codec import Codec
-from moric_jax.train import plan, schedules, soap, warmup
+from moric_jax.train import plan, schedules, soap
 from moric_jax.train.plan import CLIP_SCOPES, FINAL_PHASES, OPTIMIZERS
 from moric_jax.train.state import TrainState, initial
-
-logger = logging.getLogger("moric_jax")
-
 
 @dataclasses.dataclass
 class ChunkStats:
