@@ -8,9 +8,13 @@ Regions come from ``regions.masks`` (a label image of the same size as the image
 cropping) or ``regions.auto`` ("auto:K"). ``include_single`` adds the single-region
 codec at the same steps as a reference row.
 
-One job per (scheme, lambda); on a SLURM cluster add ``--config.launcher=slurm
---config.slurm.partition=PARTITION`` (fields in ``moric_jax/sweeps/launch.py``).
+One job per (scheme, lambda); on a SLURM cluster add ``--config.launch.launcher=slurm
+--config.launch.slurm.partition=PARTITION`` (fields in ``moric_jax/sweeps/launch.py``).
+The codec's fields (``presets.default()``), the ablation's (``config.sweep``) and the
+launcher's (``config.launch``) are apart; the config is locked.
 """
+import ml_collections
+
 from moric_jax import presets
 from moric_jax.sweeps import launch
 
@@ -19,11 +23,13 @@ def get_config():
   config = presets.default()
   config.image_path = "data/samples/kodim23.png"
   config.output_dir = "runs/ablation"
-  config.crop = 256                      # centre crop (0 = whole image)
   config.num_steps = 600
-  config.lmbdas = (0.001, 0.004)
-  config.schemes = ("none", "film", "concat_input", "progressive_concat", "moric")
-  config.include_single = True
   config.regions.auto = "auto:3"
-  launch.add_launch_fields(config)
-  return config
+  with config.unlocked():
+    config.sweep = ml_collections.ConfigDict(dict(
+        crop=256,                          # centre crop (0 = whole image)
+        lmbdas=(0.001, 0.004),
+        schemes=("none", "film", "concat_input", "progressive_concat", "moric"),
+        include_single=True))
+    config.launch = launch.launch_fields()
+  return config.lock()

@@ -10,9 +10,9 @@ from configs import sweep
 
 def get_config():
   config = sweep.get_config()
-  config.images = ",".join(f"../shared/data/kodak/kodim{i:02d}.png" for i in (1, 4, 14, 23))
-  config.crop = 256
-  config.lmbdas = (0.0005, 0.001, 0.002, 0.004)
+  config.sweep.images = ",".join(f"../shared/data/kodak/kodim{i:02d}.png" for i in (1, 4, 14, 23))
+  config.sweep.crop = 256
+  config.sweep.lmbdas = (0.0005, 0.001, 0.002, 0.004)
   config.num_steps = 1500
   config.quant.rdoq = True   # our best RD at this budget (WORKSPACE.md, sixth lever round)
   config.output_dir = "runs/bench_cpu"

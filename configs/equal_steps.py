@@ -13,8 +13,9 @@ from configs import bench_cpu
 def get_config():
   config = bench_cpu.get_config()     # the same four 256x256 crops and lambdas
   config.num_steps = 2000
-  config.baselines = ("webp", "avif")
+  config.sweep.baselines = ("webp", "avif")
   config.output_dir = "runs/equal_steps"
   # Measured points of other codecs on the same crops: image -> (bpp, PSNR, label).
-  config.reference_points = {"kodim23": (0.491, 36.39, "Cool-chic 5.0.1, 2000 itr")}
+  with config.unlocked():
+    config.sweep.reference_points = {"kodim23": (0.491, 36.39, "Cool-chic 5.0.1, 2000 itr")}
   return config

@@ -15,11 +15,11 @@ from configs import sweep
 def get_config():
   config = ml_collections.ConfigDict()
   base = sweep.get_config()
-  base.images = "../shared/data/kodak/kodim23.png"
-  base.crop = 256
-  base.lmbdas = (0.0005, 0.001, 0.002, 0.004)
+  base.sweep.images = "../shared/data/kodak/kodim23.png"
+  base.sweep.crop = 256
+  base.sweep.lmbdas = (0.0005, 0.001, 0.002, 0.004)
   base.num_steps = 1000
-  base.baselines = ("webp", "avif")
+  base.sweep.baselines = ("webp", "avif")
   config.base = base
   config.output_dir = "runs/levers"
   # Overrides applied to every lever (levers already kept), e.g. "train.optimizer=soap".

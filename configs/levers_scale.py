@@ -28,9 +28,9 @@ WARM = NETS + ";train.warmup.candidates=(5, 2);train.warmup.fraction=0.025"
 def get_config():
   config = levers.get_config()
   base = config.base
-  base.lmbdas = (0.001, 0.002)
+  base.sweep.lmbdas = (0.001, 0.002)
   base.num_steps = 2000
-  base.baselines = ("webp", "avif")
+  base.sweep.baselines = ("webp", "avif")
   config.output_dir = "runs/levers_scale"
   # The path starts from the old default (the procedure is the default now), so the
   # table of WORKSPACE.md "Compression at scale" reads as it was measured.

@@ -18,10 +18,10 @@ from configs.levers_scale import OLD_DEFAULT
 def get_config():
   config = levers.get_config()
   base = config.base
-  base.crop = 512
-  base.lmbdas = (0.001, 0.002)
+  base.sweep.crop = 512
+  base.sweep.lmbdas = (0.001, 0.002)
   base.num_steps = 5000
-  base.baselines = ("webp", "avif")
+  base.sweep.baselines = ("webp", "avif")
   config.output_dir = "runs/levers_scale512"
   config.base_overrides = "train.chunk_size=100"
   config.levers = ml_collections.ConfigDict({

@@ -1,8 +1,8 @@
 """Ablation of the GMN modulation schemes of the multi-region codec.
 
   python -m experiments.ablate_modulation --config=configs/ablation.py \
-      --config.image_path=IMG --config.output_dir=DIR [--config.launcher=slurm \
-      --config.slurm.partition=gpu]
+      --config.image_path=IMG --config.output_dir=DIR [--config.launch.launcher=slurm \
+      --config.launch.slurm.partition=gpu]
 
 Every (scheme, lambda) is a job (``moric_jax/sweeps/ablation.py``; launchers as in
 ``experiments.sweep``: ``inline``, ``local``, ``slurm``) that encodes a real layered
@@ -42,7 +42,8 @@ def region_labels(config, image_full: np.ndarray, image: np.ndarray) -> np.ndarr
       if image.shape == image_full.shape:
         raise
     full = masks_lib.load_label_map(config.regions.masks, image_full.shape[:2])
-    return masks_lib.validate_label_map(centre_crop(full, config.crop), image.shape[:2])
+    return masks_lib.validate_label_map(centre_crop(full, config.sweep.crop),
+                                        image.shape[:2])
   k = masks_lib.parse_regions_spec(config.regions.auto)
   return proposals.propose_regions(image, max(k, 2), seed=int(config.seed))
 
@@ -53,12 +54,12 @@ def main(argv):
   absl_logging.set_verbosity(absl_logging.WARNING)   # no INFO from orbax / the JAX probe
   if not config.image_path:
     sys.exit("error: set --config.image_path=IMAGE")
-  if str(config.get("launcher", "inline")) not in launch.LAUNCHERS:
-    sys.exit(f"error: --config.launcher={config.launcher} is not one of "
+  if str(config.launch.launcher) not in launch.LAUNCHERS:
+    sys.exit(f"error: --config.launch.launcher={config.launch.launcher} is not one of "
              f"{', '.join(launch.LAUNCHERS)}")
   try:
     full = image_io.load_image(config.image_path, max_pixels=config.max_pixels)
-    image = centre_crop(full, int(config.crop))
+    image = centre_crop(full, int(config.sweep.crop))
     labels = region_labels(config, full, image)
   except (image_io.ImageError, ValueError) as e:
     sys.exit(f"error: {e}")
@@ -77,7 +78,7 @@ def main(argv):
   print(f"{config.image_path}: {image.shape[1]}x{image.shape[0]}, {n_obj + 1} regions, "
         f"{len(runs)} runs of {config.num_steps} steps ({n_done} done)", flush=True)
   try:
-    report = launch.run_jobs(ablation.make_jobs(config, out, done), out, config)
+    report = launch.run_jobs(ablation.make_jobs(config, out, done), out, config.launch)
   except RuntimeError as e:   # e.g. launcher=slurm where there is no SLURM
     sys.exit(f"error: {e}")
   if not report.waited:

@@ -236,21 +236,20 @@ def moric_config(s: Settings, paths: Sequence[Path], seed: int):
   ``--preset`` with the same crop, lambdas and steps, no baselines or anchors."""
   from configs import sweep as sweep_config
   from moric_jax import presets
+  from moric_jax.sweeps import launch
   if s.preset not in presets.PRESETS:
     raise SideBySideError(f"--preset={s.preset} is not one of {', '.join(presets.PRESETS)}")
   config = presets.PRESETS[s.preset]()
-  base = sweep_config.get_config()
-  with config.unlocked():
-    for k in base.keys():
-      if k not in config:
-        config[k] = base[k]
-  config.images = ",".join(str(p) for p in paths)
-  config.lmbdas = tuple(float(l) for l in s.lmbdas)
-  config.crop = int(s.crop)
+  with config.unlocked():   # the preset's codec fields, a sweep's own beside them
+    config.sweep = sweep_config.sweep_fields()
+    config.launch = launch.launch_fields()
+  config.sweep.images = ",".join(str(p) for p in paths)
+  config.sweep.lmbdas = tuple(float(l) for l in s.lmbdas)
+  config.sweep.crop = int(s.crop)
   config.num_steps = int(s.steps)
   config.seed = int(seed)
-  config.baselines = ()
-  config.anchors = "none"
+  config.sweep.baselines = ()
+  config.sweep.anchors = "none"
   config.output_dir = str(Path(s.out_dir) / "moric" / f"seed{seed}")
   try:
     rd.apply_overrides(config, s.overrides)

@@ -1,10 +1,10 @@
 """Our side of the equal-iteration comparison with Cool-chic 5 on the bench crops.
 
-  python -m experiments.equal_steps --config=configs/equal_steps.py [--config.images=...]
+  python -m experiments.equal_steps --config=configs/equal_steps.py [--config.sweep.images=...]
 
 Runs ``experiments.sweep`` with the same command line (the config is a sweep config;
 real files, resumable), then prints for
-every image with a reference point (``config.reference_points``: bpp, PSNR, label)
+every image with a reference point (``config.sweep.reference_points``: bpp, PSNR, label)
 our PSNR at the reference's bpp and the bpp we need for the reference's PSNR
 (piecewise-linear on our RD points; "n/a" outside them), and writes
 ``equal_steps.md`` in the output directory.
@@ -65,7 +65,7 @@ def main(argv):
     cmd.append("--config=configs/equal_steps.py")
   if subprocess.run(cmd).returncode != 0:
     sys.exit("error: the sweep failed (rerun the same command to resume)")
-  lines = compare(launch.read_csv(out / "results.csv"), dict(config.reference_points))
+  lines = compare(launch.read_csv(out / "results.csv"), dict(config.sweep.reference_points))
   text = markdown(lines, int(config.num_steps))
   image_io.atomic_write_bytes(out / "equal_steps.md", text.encode())
   print(text)

@@ -1,17 +1,17 @@
 """RD sweep: every (image, lambda) encoded to a real .moric file and decoded.
 
-  python -m experiments.sweep --config=configs/sweep.py --config.images='a.png,b.png' \
-      --config.lmbdas=0.002,0.01 --config.output_dir=runs/sweep
+  python -m experiments.sweep --config=configs/sweep.py --config.sweep.images='a.png,b.png' \
+      --config.sweep.lmbdas=0.002,0.01 --config.output_dir=runs/sweep
 
   # the same sweep as a SLURM job array (one job per image, or per (image, lambda)
-  # with --config.batch_lmbdas=False: those resume from checkpoints when requeued)
-  python -m experiments.sweep --config=configs/sweep.py ... --config.launcher=slurm \
-      --config.slurm.partition=gpu --config.slurm.gpus_per_task=1
+  # with --config.sweep.batch_lmbdas=False: those resume from checkpoints when requeued)
+  python -m experiments.sweep --config=configs/sweep.py ... --config.launch.launcher=slurm \
+      --config.launch.slurm.partition=gpu --config.launch.slurm.gpus_per_task=1
 
-``--config.launcher``: ``inline`` (this process, progress bars), ``local`` (one
+``--config.launch.launcher``: ``inline`` (this process, progress bars), ``local`` (one
 process per job through submitit's LocalExecutor) or ``slurm`` (a submitit job
-array; knobs under ``--config.slurm.*``, see ``moric_jax/sweeps/launch.py``).
-``--config.wait=False`` submits and returns; ``python -m experiments.collect
+array; knobs under ``--config.launch.slurm.*``, see ``moric_jax/sweeps/launch.py``).
+``--config.launch.wait=False`` submits and returns; ``python -m experiments.collect
 --dir=OUT`` then gathers the results whenever you like.
 
 Writes to ``output_dir``: ``results.csv`` (one row per (image, lambda), merged from

@@ -1,4 +1,5 @@
-"""Encoder presets as ml-collections ConfigDicts (used by configs/*.py and the CLI).
+"""Encoder presets as ml-collections ConfigDicts (used by configs/*.py and the CLI):
+the one place the codec's defaults are written. Each preset is locked (no new fields).
 
 Sub-dicts of ``config.model`` are exactly the constructor arguments of the modules
 (``LSN(**config.model.lsn)``).
@@ -123,7 +124,11 @@ def default() -> ml_collections.ConfigDict:
   # Trials of the weight searches evaluated per call, over every codec of a stack
   # (train/search_batches.py): 1 on a CPU; a GPU wants tens (experiments/gpu_check.py).
   config.quant.search_batch = 1
-  return config
+  # Locked: a misspelt field (``config.train.lerning_rate = ...``, or the same as a
+  # ``--config.`` flag) is an error, not a new field the encoder never reads. Configs
+  # that add their own fields (a sweep's ``sweep`` and ``launch``) do it in
+  # ``with config.unlocked():``.
+  return config.lock()
 
 
 def fast() -> ml_collections.ConfigDict:

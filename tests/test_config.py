@@ -65,3 +65,47 @@ def test_macs_per_pixel_multi_region(scheme, lsn, gmn):
   # GMN 2 * (in*8 + 8*4) once over the frame.
   assert macs["synthesis"] == pytest.approx(gmn + lsn * (4096 + 512) / 4096)
   assert macs["arm"] == pytest.approx(792 * codec.num_latents / 4096)
+
+
+def _load_config(name: str):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config()
+
+
+@pytest.mark.parametrize("build", [*presets.PRESETS.values(),
+                                   lambda: _load_config("sweep"),
+                                   lambda: _load_config("ablation")])
+def test_configs_are_locked_a_misspelt_field_is_an_error(build):
+  config = build()
+  config.train.learning_rate = 0.02          # a field it has: set
+  with pytest.raises(AttributeError, match="learning_rate"):
+    config.train.lerning_rate = 0.02         # a typo: not a silent new field
+  with pytest.raises(AttributeError):
+    config.num_step = 10
+
+
+@pytest.mark.parametrize("name", ["sweep", "ablation", "bench_cpu", "bench_kodak_gpu",
+                                  "equal_steps"])
+def test_sweep_configs_keep_codec_sweep_and_launch_fields_apart(name):
+  """A sweep config is the codec preset's fields, plus ``sweep`` and ``launch``
+  sub-dicts; a job trains with the codec fields alone (``rd.codec_config``)."""
+  from moric_jax.sweeps import launch, rd
+  config = _load_config(name)
+  codec_keys = set(presets.default().keys())
+  assert set(config.keys()) == codec_keys | {"sweep", "launch"}
+  assert set(config.launch.keys()) == set(launch.launch_fields().keys())
+  assert set(rd.codec_config(config)) == codec_keys
+  # What and where a sweep launches is not in its config hash; the crop is.
+  h = rd.config_hash(config)
+  other = config.copy_and_resolve_references()
+  other.launch.launcher, other.sweep.lmbdas = "slurm", (0.5, 0.7)
+  other.output_dir = "elsewhere"
+  if "images" in other.sweep:
+    other.sweep.images = "x.png"
+  assert rd.config_hash(other) == h
+  other.sweep.crop = 17
+  assert rd.config_hash(other) != h
+  other.sweep.crop, other.train.learning_rate = config.sweep.crop, 0.123
+  assert rd.config_hash(other) != h

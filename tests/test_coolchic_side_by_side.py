@@ -161,10 +161,10 @@ def test_ours_on_the_same_points_gap_and_bd_rate(tmp_path, monkeypatch):
                overrides=("quant.rdoq=True",))
   res = sbs.run(s, echo=lambda m: None)
   (config,) = seen
-  assert (config.crop, config.num_steps, config.seed, tuple(config.lmbdas)) == (
+  assert (config.sweep.crop, config.num_steps, config.seed, tuple(config.sweep.lmbdas)) == (
       16, 7, 0, (0.001, 0.002))
-  assert config.images.endswith("kodim01.png") and config.quant.rdoq is True
-  assert config.baselines == () and config.anchors == "none"
+  assert config.sweep.images.endswith("kodim01.png") and config.quant.rdoq is True
+  assert config.sweep.baselines == () and config.sweep.anchors == "none"
   (x,) = res["comparison"]
   ours_b, ours_p = np.log([30.0, 65.0]), np.array([41.0, 47.0])
   want = [float(np.interp(np.log(b), ours_b, ours_p)) - p

@@ -16,7 +16,7 @@ from tests.conftest import smooth_image
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--config.train.chunk_size=10", "--config.quant.num_deltas=5",
         "--config.train.warmup.candidates=()",
-        "--config.baselines=()", "--config.slurm.gpus_per_task=0"]
+        "--config.sweep.baselines=()", "--config.launch.slurm.gpus_per_task=0"]
 
 
 def _env(**extra):
@@ -51,9 +51,9 @@ def test_local_executor_sweep_2_images_x_2_lambdas(tmp_path):
   """Two local submitit jobs (one per image, lambdas batched) -> 4 merged rows."""
   _images(tmp_path, [("img0", 0), ("img1", 1)])
   out = tmp_path / "sweep"
-  args = [f"--config.images={tmp_path}/img*.png", "--config.lmbdas=0.0005,0.02",
+  args = [f"--config.sweep.images={tmp_path}/img*.png", "--config.sweep.lmbdas=0.0005,0.02",
           f"--config.output_dir={out}", "--config.num_steps=20",
-          "--config.launcher=local", "--config.local_parallelism=2"]
+          "--config.launch.launcher=local", "--config.launch.local_parallelism=2"]
   p = _sweep(args, _env())
   assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
   assert "started 2 local jobs" in p.stdout
@@ -87,10 +87,10 @@ def test_preempted_job_is_requeued_and_resumes_to_the_same_row(tmp_path):
   at step 10 and ends with the same file as the uninterrupted ``ref``."""
   _images(tmp_path, [("ref", 0), ("twin", 0)])
   out = tmp_path / "sweep"
-  args = [f"--config.images={tmp_path}/ref.png,{tmp_path}/twin.png",
-          "--config.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
-          "--config.checkpoint.every_steps=10", "--config.batch_lmbdas=False",
-          "--config.launcher=local", "--config.local_parallelism=2"]
+  args = [f"--config.sweep.images={tmp_path}/ref.png,{tmp_path}/twin.png",
+          "--config.sweep.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
+          "--config.checkpoint.every_steps=10", "--config.sweep.batch_lmbdas=False",
+          "--config.launch.launcher=local", "--config.launch.local_parallelism=2"]
   p = _sweep(args, _env(**sweep_faults.env("preempt:twin__*")))
   assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
   logs = {f.name: f.read_text() for f in (out / "submitit").glob("*_log.*")}
@@ -114,18 +114,18 @@ def test_killed_job_fails_then_rerun_resumes_from_its_checkpoint(tmp_path):
   (inline launcher: the same job code in this process tree) to the same row."""
   _images(tmp_path, [("ref", 0), ("twin", 0)])
   out = tmp_path / "sweep"
-  args = [f"--config.images={tmp_path}/ref.png,{tmp_path}/twin.png",
-          "--config.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
-          "--config.checkpoint.every_steps=10", "--config.batch_lmbdas=False",
-          "--config.local_parallelism=2"]
-  p = _sweep(args + ["--config.launcher=local"],
+  args = [f"--config.sweep.images={tmp_path}/ref.png,{tmp_path}/twin.png",
+          "--config.sweep.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
+          "--config.checkpoint.every_steps=10", "--config.sweep.batch_lmbdas=False",
+          "--config.launch.local_parallelism=2"]
+  p = _sweep(args + ["--config.launch.launcher=local"],
              _env(**sweep_faults.env("kill:twin__*")))
   assert p.returncode != 0
   assert "1 job(s) failed" in p.stderr and "Traceback" not in p.stderr
   assert [r["image"] for r in _rows(out)] == ["ref"]
   ckpt = list((out / "ckpt").glob("twin__*"))
   assert len(ckpt) == 1 and list(ckpt[0].glob("step_*"))
-  again = _sweep(args + ["--config.launcher=inline"], _env())
+  again = _sweep(args + ["--config.launch.launcher=inline"], _env())
   assert again.returncode == 0, again.stderr[-3000:]
   assert "1 job(s); 1 rows already done" in again.stdout
   assert "resuming from checkpoint at step" in again.stderr
@@ -156,11 +156,11 @@ def test_slurm_executor_gets_the_config_knobs(tmp_path, monkeypatch):
   monkeypatch.setattr(submitit.SlurmExecutor, "affinity", staticmethod(lambda: 1))
   from moric_jax.sweeps import launch
   config = bench_kodak_gpu.get_config()
-  config.launcher = "slurm"
-  config.slurm.partition = "gpu"
-  config.slurm.account = "proj1"
-  config.slurm.qos = "normal"
-  ex = launch.make_executor(config, tmp_path / "submitit")
+  config.launch.launcher = "slurm"
+  config.launch.slurm.partition = "gpu"
+  config.launch.slurm.account = "proj1"
+  config.launch.slurm.qos = "normal"
+  ex = launch.make_executor(config.launch, tmp_path / "submitit")
   text = ex._make_submission_file_text("python job.py", "uid")
   for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8",
                "--time=240", "--mem=32GB", "--account=proj1", "--qos=normal",

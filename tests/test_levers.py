@@ -13,7 +13,7 @@ def test_lever_config_carries_every_base_field_and_the_overrides(tmp_path):
                               "train.clip_norm=2.0; train.optimizer=soap;"
                               "model.lsn.hidden=(48,);train.warmup.candidates=(5, 2)")
   assert lever.output_dir == str(tmp_path / "soap")
-  assert tuple(lever.lmbdas) == (0.0005, 0.001, 0.002, 0.004)
+  assert tuple(lever.sweep.lmbdas) == (0.0005, 0.001, 0.002, 0.004)
   assert lever.seed == 1 and lever.train.chunk_size == 77   # nothing lost on the way
   assert lever.train.clip_norm == 2.0 and lever.train.optimizer == "soap"
   assert tuple(lever.model.lsn.hidden) == (48,)

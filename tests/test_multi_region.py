@@ -262,10 +262,10 @@ def test_ablation_launcher_writes_table_and_plot(tmp_path, image):
       jax.config.jax_compilation_cache_dir), PYTHONPATH=str(root))
   cmd = [sys.executable, "-m", "experiments.ablate_modulation",
          "--config=configs/ablation.py", f"--config.image_path={src}",
-         f"--config.output_dir={out}", "--config.crop=0", "--config.num_steps=40",
+         f"--config.output_dir={out}", "--config.sweep.crop=0", "--config.num_steps=40",
          f"--config.regions.masks={mask}", "--config.regions.auto=",
-         "--config.lmbdas=0.002,", "--config.schemes=progressive_concat",
-         "--config.include_single=False", "--config.quant.num_deltas=5",
+         "--config.sweep.lmbdas=0.002,", "--config.sweep.schemes=progressive_concat",
+         "--config.sweep.include_single=False", "--config.quant.num_deltas=5",
          "--config.train.warmup.candidates=()"]
   p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
   assert p.returncode == 0, p.stderr[-2000:]

@@ -48,11 +48,11 @@ def test_three_front_ends_one_schema(tmp_path):
   _run("experiments.compress", f"--config={cfg}", f"--config.image_path={src}",
        f"--config.output_dir={tmp_path / 'compress'}")
   metrics = json.loads((tmp_path / "compress" / "metrics.json").read_text())
-  _run("experiments.sweep", "--config=configs/sweep.py", f"--config.images={src}",
-       "--config.lmbdas=0.002", f"--config.output_dir={tmp_path / 'sweep'}",
+  _run("experiments.sweep", "--config=configs/sweep.py", f"--config.sweep.images={src}",
+       "--config.sweep.lmbdas=0.002", f"--config.output_dir={tmp_path / 'sweep'}",
        "--config.num_steps=20", "--config.train.chunk_size=10",
        "--config.quant.num_deltas=5", "--config.train.warmup.candidates=()",
-       "--config.baselines=()", "--config.anchors=none")
+       "--config.sweep.baselines=()", "--config.sweep.anchors=none")
   with (tmp_path / "sweep" / "results.csv").open() as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == 1 and list(rows[0]) == list(report.FIELDS)

@@ -1,7 +1,7 @@
 """Sweeps and the modulation ablation on a real SLURM scheduler, with a requeue.
 
 A one-node cluster on localhost (``.ci/slurm/cluster.sh``: munged, slurmctld, slurmd,
-accounting off) runs ``--config.launcher=slurm`` job arrays end to end. One job is
+accounting off) runs ``--config.launch.launcher=slurm`` job arrays end to end. One job is
 held right after its first orbax checkpoint (``MORIC_SWEEP_FAULT=hold:...``) and
 requeued from outside with ``scontrol requeue``, as an administrator or a preemption
 would; it resumes from its checkpoint and its row equals an uninterrupted run's.
@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / ".ci" / "slurm" / "cluster.sh"
 TINY = ["--config.train.chunk_size=10", "--config.quant.num_deltas=5",
         "--config.train.warmup.candidates=()",
-        "--config.slurm.gpus_per_task=0", "--config.slurm.cpus_per_task=1",
-        "--config.slurm.timeout_min=20", "--config.checkpoint.every_steps=10"]
+        "--config.launch.slurm.gpus_per_task=0", "--config.launch.slurm.cpus_per_task=1",
+        "--config.launch.slurm.timeout_min=20", "--config.checkpoint.every_steps=10"]
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +110,10 @@ def test_sweep_job_array_survives_scontrol_requeue(slurm, tmp_path):
     Image.fromarray(img).save(tmp_path / f"{name}.png")
   out = tmp_path / "sweep"
   cmd = [sys.executable, "-m", "experiments.sweep", "--config=configs/sweep.py", *TINY,
-         f"--config.images={tmp_path}/ref.png,{tmp_path}/twin.png",
-         "--config.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
-         "--config.batch_lmbdas=False", "--config.baselines=()", "--config.anchors=none",
-         "--config.launcher=slurm"]
+         f"--config.sweep.images={tmp_path}/ref.png,{tmp_path}/twin.png",
+         "--config.sweep.lmbdas=0.02,", f"--config.output_dir={out}", "--config.num_steps=40",
+         "--config.sweep.batch_lmbdas=False", "--config.sweep.baselines=()", "--config.sweep.anchors=none",
+         "--config.launch.launcher=slurm"]
   proc = subprocess.Popen(cmd, cwd=ROOT,
                           env=_env(slurm, **sweep_faults.env("hold:twin__*")),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -142,22 +142,22 @@ def test_modulation_ablation_on_slurm_survives_scontrol_requeue(slurm, tmp_path)
   labels = np.zeros((16, 16), np.uint8)
   labels[3:10, 4:12] = 1
   Image.fromarray(labels * 255).save(mask)
-  common = ["--config=configs/ablation.py", f"--config.image_path={src}", "--config.crop=0",
+  common = ["--config=configs/ablation.py", f"--config.image_path={src}", "--config.sweep.crop=0",
             "--config.num_steps=40", f"--config.regions.masks={mask}",
-            "--config.regions.auto=", "--config.lmbdas=0.002,",
-            "--config.include_single=False", *TINY]
+            "--config.regions.auto=", "--config.sweep.lmbdas=0.002,",
+            "--config.sweep.include_single=False", *TINY]
   out = tmp_path / "slurm"
   proc = subprocess.Popen(
       [sys.executable, "-m", "experiments.ablate_modulation", *common,
-       "--config.schemes=none,film", f"--config.output_dir={out}",
-       "--config.launcher=slurm"],
+       "--config.sweep.schemes=none,film", f"--config.output_dir={out}",
+       "--config.launch.launcher=slurm"],
       cwd=ROOT, env=_env(slurm, **sweep_faults.env("hold:film*")), stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT, text=True)
   _requeue_when_held(slurm, out, "film*", proc)
   _finish(proc)
   ref = tmp_path / "inline"
   p = subprocess.run([sys.executable, "-m", "experiments.ablate_modulation", *common,
-                      "--config.schemes=film,", f"--config.output_dir={ref}"],
+                      "--config.sweep.schemes=film,", f"--config.output_dir={ref}"],
                      cwd=ROOT, env=_env(slurm), capture_output=True, text=True, timeout=600)
   assert p.returncode == 0, p.stderr[-3000:]
   rows = {r["scheme"]: r for r in _rows(out / "results.csv")}

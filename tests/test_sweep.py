@@ -28,10 +28,10 @@ def test_tiny_sweep_writes_results_plot_and_bd_and_resumes(tmp_path):
     img = (smooth_image(32, 32, seed=i, noise=0.0) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / f"img{i}.png")
   out = tmp_path / "sweep"
-  args = ["--config=configs/sweep.py", f"--config.images={tmp_path}/img*.png",
-          "--config.lmbdas=0.0005,0.02", f"--config.output_dir={out}",
+  args = ["--config=configs/sweep.py", f"--config.sweep.images={tmp_path}/img*.png",
+          "--config.sweep.lmbdas=0.0005,0.02", f"--config.output_dir={out}",
           "--config.num_steps=40", "--config.train.chunk_size=20",
-          "--config.quant.num_deltas=7", "--config.baselines=('jpeg','webp')",
+          "--config.quant.num_deltas=7", "--config.sweep.baselines=('jpeg','webp')",
           "--config.train.warmup.candidates=()"]   # (tests/test_warmup.py)
   proc = _run(args)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -66,14 +66,14 @@ def test_tiny_sweep_writes_results_plot_and_bd_and_resumes(tmp_path):
 
 
 def test_sweep_bad_glob_is_one_line(tmp_path):
-  proc = _run(["--config=configs/sweep.py", f"--config.images={tmp_path}/none*.png",
+  proc = _run(["--config=configs/sweep.py", f"--config.sweep.images={tmp_path}/none*.png",
                f"--config.output_dir={tmp_path}/o"], timeout=120)
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr and "no image matches" in proc.stderr
 
 
 def test_sweep_unknown_launcher_is_one_line(tmp_path):
-  proc = _run(["--config=configs/sweep.py", "--config.launcher=cloud",
+  proc = _run(["--config=configs/sweep.py", "--config.launch.launcher=cloud",
                f"--config.output_dir={tmp_path}/o"], timeout=120)
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr and "inline, local, slurm" in proc.stderr
@@ -82,8 +82,8 @@ def test_sweep_unknown_launcher_is_one_line(tmp_path):
 def test_slurm_launcher_without_slurm_is_one_line(tmp_path):
   img = (smooth_image(16, 16) * 255).astype(np.uint8)
   Image.fromarray(img).save(tmp_path / "a.png")
-  proc = _run(["--config=configs/sweep.py", "--config.launcher=slurm",
-               f"--config.images={tmp_path}/a.png", f"--config.output_dir={tmp_path}/o"],
+  proc = _run(["--config=configs/sweep.py", "--config.launch.launcher=slurm",
+               f"--config.sweep.images={tmp_path}/a.png", f"--config.output_dir={tmp_path}/o"],
               timeout=120)
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr and "slurm" in proc.stderr.lower()
@@ -91,10 +91,10 @@ def test_slurm_launcher_without_slurm_is_one_line(tmp_path):
 
 def _fake_sweep(out, images, rows, crop=0, anchors="all"):
   """A sweep directory with finished rows and no baselines (what collect reads)."""
-  from moric_jax import presets
+  from configs import sweep
   from moric_jax.sweeps import launch, rd
-  cfg = presets.default().to_dict()
-  cfg.update(crop=crop, baselines=(), anchors=anchors)
+  cfg = sweep.get_config().to_dict()
+  cfg["sweep"].update(crop=crop, baselines=(), anchors=anchors)
   plan = {"config": cfg, "images": [f"/nowhere/{i}.png" for i in images],
           "lmbdas": sorted({r["lmbda"] for r in rows}), "config_hash": "c0ffee",
           "git_commit": ""}
@@ -209,7 +209,7 @@ def test_collect_unknown_anchor_is_one_line(tmp_path):
 
 
 def test_batch_images_groups_same_shapes_into_one_job(tmp_path):
-  """--config.batch_images=2: same-shape images share a job (one image x lambda
+  """--config.sweep.batch_images=2: same-shape images share a job (one image x lambda
   stack), another shape gets its own; every row is a real file's."""
   from configs import sweep as sweep_cfg
   from moric_jax.sweeps import rd
@@ -218,19 +218,19 @@ def test_batch_images_groups_same_shapes_into_one_job(tmp_path):
     img = (smooth_image(h, w, seed=seed) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / f"{name}.png")
   cfg = sweep_cfg.get_config()
-  cfg.batch_images = 2
-  cfg.lmbdas = (0.001, 0.02)
+  cfg.sweep.batch_images = 2
+  cfg.sweep.lmbdas = (0.001, 0.02)
   paths = [str(tmp_path / f"{n}.png") for n in "abcd"]
   jobs = rd.make_jobs(cfg, paths, set(), "h", "")
   assert sorted(j.args.get("names", [j.args.get("name")]).__repr__() for j in jobs) == [
       "['a', 'b']", "['c']", "['d']"]
   assert rd.config_hash(cfg) == rd.config_hash(sweep_cfg.get_config())
   out = tmp_path / "sweep"
-  proc = _run(["--config=configs/sweep.py", f"--config.images={tmp_path}/[ab].png",
-               "--config.lmbdas=0.001,0.02", f"--config.output_dir={out}",
+  proc = _run(["--config=configs/sweep.py", f"--config.sweep.images={tmp_path}/[ab].png",
+               "--config.sweep.lmbdas=0.001,0.02", f"--config.output_dir={out}",
                "--config.num_steps=20", "--config.train.chunk_size=10",
-               "--config.quant.num_deltas=5", "--config.baselines=()",
-               "--config.train.warmup.candidates=()", "--config.batch_images=2"])
+               "--config.quant.num_deltas=5", "--config.sweep.baselines=()",
+               "--config.train.warmup.candidates=()", "--config.sweep.batch_images=2"])
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "1 job(s)" in proc.stdout
   with (out / "results.csv").open() as f:

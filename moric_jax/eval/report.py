@@ -40,9 +40,9 @@ FIELDS: dict[str, str] = {
     "git_commit": "short commit of the code that encoded",
     "config_hash": "hash of the config less its per-run fields",
 }
-# Config fields that say where or how a run is launched, not what an encode computes.
-PER_RUN = ("images", "lmbdas", "lmbda", "output_dir", "baselines", "batch_lmbdas",
-           "image_path", "checkpoint", "anchors")
+# Config fields that say where or how a run is launched, not what an encode computes
+# (a sweep's ``sweep`` and ``launch`` sub-dicts among them).
+PER_RUN = ("lmbda", "output_dir", "image_path", "checkpoint", "sweep", "launch")
 
 
 def config_hash(config, exclude: tuple[str, ...] = PER_RUN) -> str:

@@ -38,14 +38,15 @@ def key_of(row: dict) -> str:
 
 
 def schemes_of(config) -> list[str]:
-  # "--config.schemes=none,film" arrives as one string: split on commas.
-  return [x.strip() for s in config.schemes for x in str(s).split(",") if x.strip()]
+  # "--config.sweep.schemes=none,film" arrives as one string: split on commas.
+  return [x.strip() for s in config.sweep.schemes for x in str(s).split(",") if x.strip()]
 
 
 def runs_of(config) -> list[tuple[str, float]]:
-  runs = [(s, float(l)) for s in schemes_of(config) for l in config.lmbdas]
-  if config.include_single:
-    runs = [(SINGLE, float(l)) for l in config.lmbdas] + runs
+  sw = config.sweep
+  runs = [(s, float(l)) for s in schemes_of(config) for l in sw.lmbdas]
+  if sw.include_single:
+    runs = [(SINGLE, float(l)) for l in sw.lmbdas] + runs
   return runs
 
 
@@ -57,8 +58,7 @@ def write_plan(config, out: Path, num_regions: int) -> None:
 
 
 def make_jobs(config, out: Path, done: set[str]) -> list[launch.Job]:
-  cfg = launch.without_launch_fields(config.to_dict(), ("schemes", "include_single",
-                                                        "lmbdas", "output_dir"))
+  cfg = {k: v for k, v in config.to_dict().items() if k not in ("sweep", "launch")}
   jobs = []
   for scheme, lmbda in runs_of(config):
     key = row_key(scheme, lmbda)
@@ -66,7 +66,7 @@ def make_jobs(config, out: Path, done: set[str]) -> list[launch.Job]:
       continue
     jobs.append(launch.Job(key, WORK_FN, {
         "image_path": str(Path(config.image_path).absolute()), "config": cfg,
-        "scheme": scheme, "lmbda": lmbda,
+        "crop": int(config.sweep.crop), "scheme": scheme, "lmbda": lmbda,
         "labels": str((out / "labels.npy").absolute())}, int(config.num_steps)))
   return jobs
 
@@ -78,7 +78,7 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
   c = ml_collections.ConfigDict(args["config"])
   scheme, lmbda = args["scheme"], float(args["lmbda"])
   full = image_io.load_image(args["image_path"], max_pixels=c.max_pixels)
-  image = centre_crop(full, int(c.crop))
+  image = centre_crop(full, int(args["crop"]))
   labels = np.load(args["labels"])
   c.lmbda = lmbda
   single = scheme == SINGLE

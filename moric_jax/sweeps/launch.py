@@ -11,8 +11,8 @@ requeued (``JobRunner.checkpoint``: submitit's ``Checkpointable`` protocol) or r
 Only ``merge_rows`` writes ``results.csv`` (under a lock, atomically): jobs never
 append to a shared file.
 
-Config fields (``add_launch_fields``; none of them changes a result, so they are left
-out of config hashes and checkpoint run ids):
+Config fields, the ``launch`` sub-dict of a sweep config (``launch_fields``; none of
+them changes a result, so they are left out of config hashes and checkpoint run ids):
 
 - ``launcher``: ``"inline"`` (one process, progress bars), ``"local"`` (``submitit``
   ``LocalExecutor``: one process per job, at most ``local_parallelism`` at a time),
@@ -47,7 +47,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import ml_collections
 
@@ -56,27 +56,20 @@ from moric_jax import image_io
 logger = logging.getLogger("moric_jax")
 
 LAUNCHERS = ("inline", "local", "slurm")
-# Config fields that only say how jobs run (never what they compute).
-LAUNCH_FIELDS = ("launcher", "wait", "local_parallelism", "slurm")
 HOOK_ENV = "MORIC_SWEEP_HOOK"
 _STEP_DIR = re.compile(r"^step_\d+$")
 
 
-def add_launch_fields(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Adds the launcher fields (module docstring) to a sweep config, in place."""
-  config.launcher = "inline"
-  config.wait = True
-  config.local_parallelism = 1
-  config.slurm = ml_collections.ConfigDict(dict(
-      partition="", gpus_per_task=1, cpus_per_task=8, mem_gb=0, timeout_min=240,
-      array_parallelism=64, account="", qos="", constraint="", setup=(),
-      max_num_timeout=20, signal_delay_s=120, job_name="moric"))
-  return config
-
-
-def without_launch_fields(config_dict: dict, extra: Iterable[str] = ()) -> dict:
-  drop = set(LAUNCH_FIELDS) | set(extra)
-  return {k: v for k, v in config_dict.items() if k not in drop}
+def launch_fields() -> ml_collections.ConfigDict:
+  """The launcher fields (module docstring): a sweep config's ``launch`` sub-dict, apart
+  from the codec fields (``--config.launch.launcher=slurm``,
+  ``--config.launch.slurm.partition=gpu``). They say how jobs run, never what they
+  compute."""
+  return ml_collections.ConfigDict(dict(
+      launcher="inline", wait=True, local_parallelism=1,
+      slurm=dict(partition="", gpus_per_task=1, cpus_per_task=8, mem_gb=0,
+                 timeout_min=240, array_parallelism=64, account="", qos="", constraint="",
+                 setup=(), max_num_timeout=20, signal_delay_s=120, job_name="moric")))
 
 
 @dataclasses.dataclass
@@ -246,11 +239,12 @@ def default_compile_cache() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
-def make_executor(config, folder: Path):
-  """The submitit executor for ``config.launcher`` (``local`` or ``slurm``)."""
+def make_executor(launch_config, folder: Path):
+  """The submitit executor for ``launch_config.launcher`` (``local`` or ``slurm``);
+  ``launch_config`` is a sweep config's ``launch`` sub-dict (``launch_fields``)."""
   import submitit
-  s = config.slurm
-  launcher = config.launcher
+  s = launch_config.slurm
+  launcher = launch_config.launcher
   if launcher == "slurm":
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=int(s.max_num_timeout))
     params = dict(time=int(s.timeout_min), nodes=1, ntasks_per_node=1,
@@ -283,16 +277,17 @@ def _one_line(e: BaseException) -> str:
   return f"{type(e).__name__}: {lines[-1] if lines else ''}"
 
 
-def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
+def run_jobs(jobs: Sequence[Job], out_dir: str | Path, launch_config,
              echo: Callable[[str], None] = print) -> LaunchReport:
-  """Runs ``jobs`` with ``config.launcher``; returns what ran and what failed.
+  """Runs ``jobs`` with ``launch_config.launcher`` (a sweep config's ``launch``
+  sub-dict, ``launch_fields``); returns what ran and what failed.
 
   Failures do not stop the other jobs; their rows are simply missing (a rerun of the
   sweep retries them, resuming from their checkpoints).
   """
-  launcher = str(config.get("launcher", "inline"))
+  launcher = str(launch_config.launcher)
   if launcher not in LAUNCHERS:
-    raise ValueError(f"config.launcher={launcher!r} is not one of {', '.join(LAUNCHERS)}")
+    raise ValueError(f"config.launch.launcher={launcher!r} is not one of {', '.join(LAUNCHERS)}")
   out = Path(out_dir).absolute()
   (out / "jobs").mkdir(parents=True, exist_ok=True)
   failed: list[tuple[str, str, str]] = []
@@ -309,10 +304,10 @@ def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
     return LaunchReport(launcher, len(jobs), failed, [], True)
 
   folder = out / "submitit"
-  executor = make_executor(config, folder)
+  executor = make_executor(launch_config, folder)
   runner = JobRunner(out, interactive=False)
   submitted = []
-  wait = bool(config.get("wait", True))
+  wait = bool(launch_config.wait)
   if launcher == "slurm":
     try:
       with executor.batch():
@@ -327,7 +322,7 @@ def run_jobs(jobs: Sequence[Job], out_dir: str | Path, config,
     echo(f"submitted {len(jobs)} jobs to SLURM (array {submitted[0].job_id.split('_')[0]}"
          f"; logs in {folder})" if submitted else "nothing to submit")
   else:
-    limit = max(1, int(config.get("local_parallelism", 1)))
+    limit = max(1, int(launch_config.local_parallelism))
     pairs = []
     for job in jobs:
       while sum(not j.done() for _, j in pairs) >= limit:

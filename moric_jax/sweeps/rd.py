@@ -37,8 +37,6 @@ from moric_jax.sweeps import launch
 
 FIELDS = list(report.FIELDS)   # a row is the encode's report, flat (eval/report.py)
 BASELINE_FIELDS = ["image", "codec", "quality", "num_bytes", "bpp", "psnr", "ms_ssim"]
-# Fields that do not change what one encode computes (left out of the config hash).
-SWEEP_ONLY = report.PER_RUN + ("batch_images",) + launch.LAUNCH_FIELDS
 WORK_FN = "moric_jax.sweeps.rd:run_job"
 
 
@@ -54,8 +52,9 @@ def expand_images(spec: str) -> list[str]:
 
 
 def config_hash(config) -> str:
-  """The sweep's config hash: its encode settings, not what or where it launches."""
-  return report.config_hash(config, exclude=SWEEP_ONLY)
+  """The sweep's config hash: its codec fields and the crop (what one encode
+  computes), not the images, lambdas, tables or launcher."""
+  return report.config_hash(dict(codec_config(config), crop=int(config.sweep.crop)))
 
 
 git_commit = report.git_commit
@@ -75,13 +74,19 @@ def key_of(row: dict) -> str:
 
 
 def lmbdas_of(config) -> list[float]:
-  return [float(x) for x in config.lmbdas]
+  return [float(x) for x in config.sweep.lmbdas]
 
 
 def codec_config(config) -> dict:
-  """The config a job trains with: the sweep config without launcher/sweep fields."""
-  drop = ("images", "lmbdas", "baselines", "batch_lmbdas", "output_dir")
-  return launch.without_launch_fields(config.to_dict(), drop)
+  """The config a job trains with: the sweep config less its ``sweep`` and ``launch``
+  sub-dicts (what to run and how to launch it)."""
+  return {k: v for k, v in config.to_dict().items() if k not in ("sweep", "launch")}
+
+
+def sweep_fields(plan_config: dict) -> dict:
+  """The ``sweep`` sub-dict of a ``sweep.json`` config (a sweep written before the
+  codec, sweep and launch fields were apart kept them at the top)."""
+  return plan_config.get("sweep", plan_config)
 
 
 def write_plan(config, out: Path, images: list[str]) -> dict:
@@ -112,6 +117,8 @@ def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
   image x lambda stack (``train.batched.compress_images_batched``).
   """
   cfg = codec_config(config)
+  sw = config.sweep
+  crop = int(sw.crop)
   jobs = []
   groups: dict[tuple, list[str]] = {}
   for path in images:
@@ -120,17 +127,17 @@ def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
     if not todo:
       continue
     args = {"path": str(Path(path).absolute()), "name": name, "config": cfg,
-            "chash": chash, "commit": commit}
-    if config.batch_lmbdas and int(config.get("batch_images", 1)) > 1:
-      shape = coded_shape(path, int(config.get("crop", 0)))
+            "crop": crop, "chash": chash, "commit": commit}
+    if sw.batch_lmbdas and int(sw.batch_images) > 1:
+      shape = coded_shape(path, crop)
       groups.setdefault((shape, tuple(todo)), []).append(path)
-    elif config.batch_lmbdas and len(todo) > 1:
+    elif sw.batch_lmbdas and len(todo) > 1:
       jobs.append(launch.Job(f"{name}__{chash}", WORK_FN, dict(args, lmbdas=todo),
                              int(config.num_steps)))
     else:
       jobs.extend(launch.Job(row_key(name, l, chash), WORK_FN, dict(args, lmbdas=[l]),
                              int(config.num_steps)) for l in todo)
-  cap = int(config.get("batch_images", 1))
+  cap = int(sw.batch_images)
   for (_, todo), paths in groups.items():
     for k in range(0, len(paths), cap):
       part = paths[k:k + cap]
@@ -138,7 +145,8 @@ def make_jobs(config, images: list[str], done: set[str], chash: str, commit: str
       label = names[0] if len(part) == 1 else f"{names[0]}+{len(part) - 1}"
       jobs.append(launch.Job(f"{label}__{chash}", WORK_FN, {
           "paths": [str(Path(p).absolute()) for p in part], "names": names,
-          "config": cfg, "chash": chash, "commit": commit, "lmbdas": list(todo)},
+          "config": cfg, "crop": crop, "chash": chash, "commit": commit,
+          "lmbdas": list(todo)},
           int(config.num_steps)))
   return jobs
 
@@ -165,7 +173,7 @@ def run_job(args: dict, ctx: launch.JobContext) -> None:
     return
   config = ml_collections.ConfigDict(args["config"])
   name, chash, commit = args["name"], args["chash"], args["commit"]
-  image = load_crop(args["path"], int(config.crop), int(config.max_pixels))
+  image = load_crop(args["path"], int(args["crop"]), int(config.max_pixels))
   lmbdas = [float(l) for l in args["lmbdas"]]
   total = int(config.num_steps)
   encoded = []   # (lmbda, file bytes, info, encode seconds)
@@ -228,7 +236,7 @@ def _run_image_batch(args: dict, ctx: launch.JobContext) -> None:
 
   config = ml_collections.ConfigDict(args["config"])
   chash, commit = args["chash"], args["commit"]
-  images = [load_crop(p, int(config.crop), int(config.max_pixels)) for p in args["paths"]]
+  images = [load_crop(p, int(args["crop"]), int(config.max_pixels)) for p in args["paths"]]
   lmbdas = [float(l) for l in args["lmbdas"]]
   names = args["names"]
   desc = f"{len(names)} images x{len(lmbdas)} lambdas"
@@ -420,7 +428,8 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
     raise FileNotFoundError(f"{plan_path} not found: not a sweep output directory")
   plan = json.loads(plan_path.read_text())
   chash, lmbdas = plan["config_hash"], [float(l) for l in plan["lmbdas"]]
-  cfg = plan["config"]
+  cfg = sweep_fields(plan["config"])
+  max_pixels = int(plan["config"]["max_pixels"])
   all_rows, added = launch.merge_rows(out, out / "results.csv", FIELDS, key_of)
   names = [Path(p).stem for p in plan["images"]]
   expected = [row_key(n, l, chash) for n in names for l in lmbdas]
@@ -433,10 +442,10 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
   done_b = {r["image"] for r in baseline_rows}
   new_b = 0
   for path, name in zip(plan["images"], names):
-    if name in done_b or not cfg.get("baselines"):
+    if name in done_b or not cfg["baselines"]:
       continue
     try:
-      image = load_crop(path, int(cfg.get("crop", 0)), int(cfg.get("max_pixels", 1 << 30)))
+      image = load_crop(path, int(cfg["crop"]), max_pixels)
     except (OSError, image_io.ImageError) as e:
       echo(f"baselines of {name} skipped: {e}")
       continue
@@ -464,9 +473,9 @@ def collect(out_dir: str | Path, echo: Callable[[str], None] = print,
     curves[codec] = mean_curve([r for r in baseline_rows if r["codec"] == codec and (
         not missing or r["image"] in compared)], "quality")
   if anchor_names is None:
-    anchor_names = cfg.get("anchors", None)
+    anchor_names = cfg["anchors"]
   anchor_curves, anchor_bd, styles = anchor_comparison(
-      rows, names, anchors_lib.parse_names(anchor_names), int(cfg.get("crop", 0)), lmbdas)
+      rows, names, anchors_lib.parse_names(anchor_names), int(cfg["crop"]), lmbdas)
   title = f"{len(names)} image(s), mean over images (config {chash})"
   if missing:
     title = f"INCOMPLETE: {len(done)} of {len(names)} image(s) compared (config {chash})"
@@ -531,19 +540,19 @@ class SweepError(Exception):
 
 def run(config: ml_collections.ConfigDict, echo: Callable[[str], None] = print) -> None:
   """Runs the sweep ``config`` (``configs/sweep.py``): plans it, runs its unfinished
-  jobs with ``config.launcher`` and, when they were waited for, collects the tables.
+  jobs with ``config.launch.launcher`` and, when they were waited for, collects the tables.
   ``SweepError`` with one line for a bad launcher or images, a launcher that refuses
   the jobs, failed jobs or missing rows (a rerun resumes)."""
   from moric_jax.eval import anchors
-  if str(config.launcher) not in launch.LAUNCHERS:
-    raise SweepError(f"--config.launcher={config.launcher} is not one of "
+  if str(config.launch.launcher) not in launch.LAUNCHERS:
+    raise SweepError(f"--config.launch.launcher={config.launch.launcher} is not one of "
                      f"{', '.join(launch.LAUNCHERS)}")
   launch.default_compile_cache()
   out = Path(config.output_dir)
   (out / "files").mkdir(parents=True, exist_ok=True)
   try:
-    images = expand_images(config.images)
-    anchors.parse_names(config.get("anchors", None))
+    images = expand_images(config.sweep.images)
+    anchors.parse_names(config.sweep.anchors)
   except (FileNotFoundError, ValueError) as e:
     raise SweepError(str(e)) from None
   plan = write_plan(config, out, images)
@@ -556,9 +565,9 @@ def run(config: ml_collections.ConfigDict, echo: Callable[[str], None] = print) 
   n_done = sum(k in done for k in planned)
   jobs = make_jobs(config, images, done, chash, plan["git_commit"])
   echo(f"{len(images)} images x {len(lmbdas)} lambdas, config {chash}, launcher "
-       f"{config.launcher}: {len(jobs)} job(s); {n_done} rows already done")
+       f"{config.launch.launcher}: {len(jobs)} job(s); {n_done} rows already done")
   try:
-    report_ = launch.run_jobs(jobs, out, config)
+    report_ = launch.run_jobs(jobs, out, config.launch)
   except RuntimeError as e:   # e.g. launcher=slurm where there is no SLURM
     raise SweepError(str(e)) from None
   if not report_.waited:
