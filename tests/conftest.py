@@ -86,8 +86,28 @@ SLOW = (
 )
 
 
+# The modules that take longest on 2 cores (fresh-clone CI, 2026-12-07: each 100-400 s),
+# longest first. They run first (below): pytest-xdist's loadscope hands modules out in
+# collection order, and a long module handed out last keeps one worker busy while the
+# other idles (longest-first is the classic fix).
+LONGEST_FIRST = (
+    "tests/test_slurm.py",
+    "tests/test_pinned_files.py",
+    "tests/test_multi_region.py",
+    "tests/test_batched.py",
+    "tests/test_launch.py",
+    "tests/test_coolchic5_preset.py",
+    "tests/test_interrupt.py",
+    "tests/test_checkpoints.py",
+    "tests/test_sweep.py",
+    "tests/test_warmup.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)   # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
+  rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable
   used = set()
   for item in items:
     for prefix in SLOW:

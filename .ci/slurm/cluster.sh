@@ -52,6 +52,11 @@ JobCompType=jobcomp/none
 ReturnToService=2
 MpiDefault=none
 KillWait=5
+# A requeued job waits cred_expire seconds before it may start again (default 120 s:
+# two thirds of each requeue test's time); 10 s is ample on one node.
+AuthInfo=cred_expire=10
+# ... and is started by the next scheduling pass (defaults: 60 s main loop, 30 s backfill).
+SchedulerParameters=sched_interval=2,bf_interval=2
 InactiveLimit=0
 MinJobAge=300
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
