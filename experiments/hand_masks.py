@@ -15,6 +15,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image, ImageDraw
 
+from moric_jax import image_io
+
 _OUT = flags.DEFINE_string("out_dir", "runs/masks", "Output folder.")
 _KODAK = flags.DEFINE_string("kodak_dir", "../shared/data/kodak", "Kodak images.")
 
@@ -53,10 +55,9 @@ FULL_POLYGONS = {
 
 
 def centre_crop(path: Path, size: int = 256) -> Image.Image:
-  im = Image.open(path).convert("RGB")
-  w, h = im.size
-  left, top = (w - size) // 2, (h - size) // 2
-  return im.crop((left, top, left + size, top + size))
+  """The ``size`` centre square of the image at ``path`` (``image_io.centre_crop``)."""
+  rgb = np.asarray(Image.open(path).convert("RGB"))
+  return Image.fromarray(np.ascontiguousarray(image_io.centre_crop(rgb, size)))
 
 
 def label_map(polygons, size=256) -> np.ndarray:
