@@ -14,8 +14,8 @@
 #      UndefinedBehaviorSanitizer runs the same tests and a short decoder fuzz (3,000
 #      mutations of 1- and 3-region files); any report
 #      aborts the process and fails the step;
-#   3. other Pythons: for 3.12 and 3.13 (pyenv), a venv from requirements.txt (the two
-#      installs run at once), the extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
+#   3. other Pythons: for 3.12 and 3.13 (pyenv, the two side by side), a venv from
+#      requirements.txt, the extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
 #      round trip on the C path, the decoder/bitstream tests on the numba/NumPy path
 #      (and its CLI round trip on 3.13).
 #
@@ -119,6 +119,21 @@ other_python() {  # other_python 3.12 (its venv made by python_venvs)
    fi)
 }
 
+other_pythons() {  # other_pythons 3.12 3.13: other_python for each, side by side (their
+  # builds, process starts and CLI encodes are mostly one core each); logs printed after
+  local v p pids=() failed=0
+  for v in "$@"; do
+    other_python "$v" >"$WORK/py$v.log" 2>&1 &
+    pids+=("$!:$v")
+  done
+  for p in "${pids[@]}"; do
+    v="${p#*:}"
+    if wait "${p%%:*}"; then echo "-- Python $v: ok"; else echo "-- Python $v: FAILED"; failed=1; fi
+    cat "$WORK/py$v.log"
+  done
+  return "$failed"
+}
+
 # The numba/NumPy path's CLI round trip runs on the newest Python only (its tests run on
 # both; the CLI around it is the same code as the C path's round trip).
 NUMBA_CLI_PYTHON=3.13
@@ -126,7 +141,5 @@ step "debug allocator (PYTHONMALLOC=debug, dev mode)" debug_allocator
 step "ASan + UBSan build: C tests and 3,000 fuzzed files" sanitizers
 if [[ "${MORIC_CI_SKIP_OTHER_PYTHONS:-0}" != 1 ]]; then
   step "Python 3.12 and 3.13 venvs (requirements.txt, both at once)" python_venvs 3.12 3.13
-  for v in 3.12 3.13; do
-    step "Python $v: extensions, C and numba paths" other_python "$v"
-  done
+  step "Python 3.12 and 3.13 (both at once): extensions, C and numba paths" other_pythons 3.12 3.13
 fi

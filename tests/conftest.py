@@ -86,14 +86,16 @@ SLOW = (
 )
 
 
-# The modules that take longest on 2 cores (fresh-clone CI, 2026-12-07: each 100-400 s),
+# The modules that take longest on 2 cores (fresh-clone CI, 2026-12-07: each 100-300 s),
 # longest first. They run first (below): pytest-xdist's loadscope hands modules out in
-# collection order, and a long module handed out last keeps one worker busy while the
-# other idles (longest-first is the classic fix).
+# collection order (its own reordering, by number of tests, is switched off in
+# pytest_configure: it sent the 3-test, 5-minute pinned-files module out after 15
+# minutes), and a long module handed out last keeps one worker busy while the other
+# idles (longest-first is the classic fix).
 LONGEST_FIRST = (
-    "tests/test_slurm.py",
     "tests/test_pinned_files.py",
     "tests/test_multi_region.py",
+    "tests/test_slurm.py",
     "tests/test_batched.py",
     "tests/test_launch.py",
     "tests/test_coolchic5_preset.py",
@@ -102,6 +104,11 @@ LONGEST_FIRST = (
     "tests/test_sweep.py",
     "tests/test_warmup.py",
 )
+
+
+def pytest_configure(config):
+  if hasattr(config.option, "loadscopereorder"):   # pytest-xdist: keep LONGEST_FIRST
+    config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(tryfirst=True)   # before -m deselects by marker
