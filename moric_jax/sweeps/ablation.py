@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from moric_jax import image_io
-from moric_jax.sweeps import launch
+from moric_jax.sweeps import launch, rd
 
 FIELDS = ["scheme", "lmbda", "num_regions", "bpp", "psnr", "bpp_estimated", "bytes",
           "encode_seconds", "steps_per_second", "decode_seconds", "macs_per_pixel",
@@ -58,7 +58,7 @@ def write_plan(config, out: Path, num_regions: int) -> None:
 
 
 def make_jobs(config, out: Path, done: set[str]) -> list[launch.Job]:
-  cfg = {k: v for k, v in config.to_dict().items() if k not in ("sweep", "launch")}
+  cfg = rd.codec_config(config)
   jobs = []
   for scheme, lmbda in runs_of(config):
     key = row_key(scheme, lmbda)
