@@ -93,6 +93,22 @@ def test_a_new_region_starts_as_the_trunk_and_its_network_only_moves_its_pixels(
   assert d[disk].max() > 1e-3 and d[~disk].max() > 1e-3
 
 
+def test_a_region_layout_starts_as_the_single_region_codec_of_the_same_seed():
+  """Paired comparisons: with one key, the 2-region codec's first image is the 1-region
+  codec's, pixel for pixel (same trunk, same ARM, zero region heads)."""
+  two, one = _codec(labels=_labels()), _codec()
+  rng = np.random.default_rng(1)
+  sym = [jnp.asarray(rng.normal(size=s), jnp.float32) for s in one.grid_shapes]
+  for seed in (0, 3):
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), 2)   # a warm-up candidate's key
+    p2, p1 = two.init(key), one.init(key)
+    x2, _ = two.synthesize(p2, sym)
+    x1, _ = one.synthesize(p1, sym)
+    np.testing.assert_array_equal(np.asarray(x2), np.asarray(x1))
+    for a, b in zip(jax.tree_util.tree_leaves(p2["arm"]), jax.tree_util.tree_leaves(p1["arm"])):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_macs_of_the_modular_layout():
   codec = _codec(labels=_labels())
   macs = complexity.macs_per_pixel(codec)

@@ -189,7 +189,13 @@ class Codec:
     return self.layout.labels
 
   def init(self, key: jax.Array) -> dict:
-    """Zero latents, random ARM, GMN and one LSN per rendered region."""
+    """Zero latents, random ARM, GMN and one LSN per rendered region.
+
+    In the modular layout the trunk is drawn from the key the single-region codec draws
+    its synthesis from (``keys[2]``) and every region network's head is zero, so a
+    region layout starts as the single-region codec of the same seed, pixel for pixel:
+    a comparison of the two at one seed is paired (only what the regions change
+    differs), not one of two random initialisations."""
     keys = jax.random.split(key, 2 + len(self.layout.rendered))
     params = {"latents": latents_lib.init_latents(self.height, self.width, self.num_grids),
               "arm": self.arm.init(keys[0], jnp.zeros((1, self.context_size)))}
@@ -202,7 +208,7 @@ class Codec:
       m = self.modular
       normal = lambda k: (lambda shape: jax.random.normal(
           jax.random.fold_in(keys[1], k), shape, jnp.float32))
-      params["gmn"] = {"trunk": self.lsn.init(keys[1], x),
+      params["gmn"] = {"trunk": self.lsn.init(keys[2], x),
                        **region_net.init_aggregator(normal(1), m.width, m.stages)}
       net = region_net.init_lsn(normal(2), m.width, m.stages)
       params["lsn"] = [net] * len(self.layout.rendered)
