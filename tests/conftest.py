@@ -59,7 +59,10 @@ SLOW = (
     # Real encodes of more than a few steps (each new shape or config also compiles
     # its own training program: tens of seconds on 2 cores).
     "tests/test_multi_region.py",
-    "tests/test_modular_regions.py",
+    "tests/test_modular_regions.py::test_trained_round_trip_layers_and_cut_file",
+    "tests/test_modular_regions.py::test_object_layer_never_makes_the_image_worse_than_layer_0",
+    "tests/test_modular_regions.py::test_object_only_moric_file",
+    "tests/test_modular_regions.py::test_lambda_batched_regions_equal_their_own_files",
     "tests/test_pinned_files.py",
     "tests/test_coolchic5_preset.py::test_the_warmup_program_has_constant_settings",
     "tests/test_coolchic5_preset.py::test_the_optimizer_state_is_fresh_at_the_core_and_final_starts",
