@@ -15,7 +15,7 @@
 #      mutations of 1- and 3-region files); any report
 #      aborts the process and fails the step;
 #   3. other Pythons: for 3.12 and 3.13 (pyenv, the two side by side), a venv from
-#      requirements.txt, the extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
+#      requirements.txt (made in the background while steps 1 and 2 run), the extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
 #      round trip on the C path, the decoder/bitstream tests on the numba/NumPy path
 #      (and its CLI round trip on 3.13).
 #
