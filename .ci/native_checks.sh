@@ -17,7 +17,7 @@
 #   3. other Pythons: for 3.12 and 3.13 (pyenv, the two side by side), a venv from
 #      requirements.txt (made in the background while steps 1 and 2 run), the extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
 #      round trip on the C path, the decoder/bitstream tests on the numba/NumPy path
-#      (and its CLI round trip on 3.13).
+#      (one CLI round trip each: the numba path's on 3.12, the C path's on 3.13).
 #
 # MORIC_CI_SKIP_OTHER_PYTHONS=1 skips step 3 (for a quick local run).
 #
@@ -111,11 +111,12 @@ other_python() {  # other_python 3.12 (its venv made by python_venvs)
    python -m pip install --quiet --no-deps -e . &&
    require_c &&
    python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" "${C_TESTS[@]}" &&
-   python .ci/cli_round_trip.py "$WORK/py$v-c" &&
    MORIC_ANS=numba MORIC_SYNTHESIS=numpy python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" \
        tests/test_decoder.py tests/test_bitstream.py &&
    if [[ "$v" == "$NUMBA_CLI_PYTHON" ]]; then
      MORIC_ANS=numba MORIC_SYNTHESIS=numpy python .ci/cli_round_trip.py "$WORK/py$v-numba"
+   else
+     python .ci/cli_round_trip.py "$WORK/py$v-c"
    fi)
 }
 
@@ -134,9 +135,11 @@ other_pythons() {  # other_pythons 3.12 3.13: other_python for each, side by sid
   return "$failed"
 }
 
-# The numba/NumPy path's CLI round trip runs on the newest Python only (its tests run on
-# both; the CLI around it is the same code as the C path's round trip).
-NUMBA_CLI_PYTHON=3.13
+# One CLI round trip per other Python (the two run side by side, so the longer one sets
+# the step's time): the numba/NumPy path's on 3.12, the C path's on 3.13 (and on 3.11
+# under the debug allocator in step 1). Both paths' tests run on both Pythons; the CLI
+# around them is the same code.
+NUMBA_CLI_PYTHON=3.12
 # The other Pythons' venvs are made while steps 1 and 2 run: pip is mostly waiting on
 # the disk, one core at most (37-42 s on their own, ~3 s of them left to wait for here).
 venvs_made() {  # waits for the background python_venvs, prints its log, returns its status
