@@ -6,10 +6,11 @@
 # subprocess checks among them run once, in the main test run); each step's CLI round
 # trip is its real encode -> decode.
 #
-#   1. debug allocator: the C-path tests (two processes) and one CLI encode -> decode in
-#      Python's dev mode (PYTHONDEVMODE=1, i.e. `-X dev`, inherited by every child: the
-#      pytest-xdist workers and the CLI) with PYTHONMALLOC=debug (a C-API call without the
-#      GIL is fatal);
+#   1. debug allocator: the C-path tests (two processes) and one CLI encode -> decode
+#      (in the background from the start, checked after step 2) in Python's dev mode
+#      (PYTHONDEVMODE=1, i.e. `-X dev`, inherited by every child: the pytest-xdist
+#      workers and the CLI) with PYTHONMALLOC=debug (a C-API call without the GIL is
+#      fatal);
 #   2. sanitizers: a copy of the tree with the extensions built with AddressSanitizer +
 #      UndefinedBehaviorSanitizer runs the same tests and a short decoder fuzz (3,000
 #      mutations of 1- and 3-region files); any report
@@ -52,7 +53,18 @@ assert fast_ans.backend() == "c" and networks.compiled(), "C extensions not buil
 debug_allocator() {
   require_c
   PYTHONMALLOC=debug PYTHONDEVMODE=1 python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" "${C_TESTS[@]}"
-  PYTHONMALLOC=debug PYTHONDEVMODE=1 python .ci/cli_round_trip.py "$WORK/debug"
+}
+
+debug_cli_round_trip() {  # in the background from the start (see below); prints its log
+  PYTHONMALLOC=debug PYTHONDEVMODE=1 python .ci/cli_round_trip.py "$WORK/debug" >"$WORK/debug_cli.log" 2>&1
+}
+
+debug_cli_done() {  # waits for debug_cli_round_trip, prints its log, returns its status
+  local rc=0
+  wait "$DEBUG_CLI_PID" || rc=$?
+  DEBUG_CLI_PID=""
+  cat "$WORK/debug_cli.log"
+  return "$rc"
 }
 
 sanitizers() {
@@ -150,8 +162,14 @@ venvs_made() {  # waits for the background python_venvs, prints its log, returns
   return "$rc"
 }
 
-OTHER_PYTHONS=0 VENVS_PID=""
-trap '[[ -n "$VENVS_PID" ]] && kill "$VENVS_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+OTHER_PYTHONS=0 VENVS_PID="" DEBUG_CLI_PID=""
+trap 'for p in $VENVS_PID $DEBUG_CLI_PID; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+# The debug allocator's CLI round trip (one process, ~1 core: mostly tracing and
+# compiling its programs) runs beside steps 1 and 2, whose tests leave cores idle
+# between processes; it is checked after step 2.
+require_c
+debug_cli_round_trip &
+DEBUG_CLI_PID=$!
 if [[ "${MORIC_CI_SKIP_OTHER_PYTHONS:-0}" != 1 ]]; then
   OTHER_PYTHONS=1
   python_venvs 3.12 3.13 >"$WORK/venvs.log" 2>&1 &
@@ -159,6 +177,7 @@ if [[ "${MORIC_CI_SKIP_OTHER_PYTHONS:-0}" != 1 ]]; then
 fi
 step "debug allocator (PYTHONMALLOC=debug, dev mode)" debug_allocator
 step "ASan + UBSan build: C tests and 3,000 fuzzed files" sanitizers
+step "debug allocator: CLI encode -> decode (run beside steps 1 and 2)" debug_cli_done
 if [[ "$OTHER_PYTHONS" == 1 ]]; then
   step "Python 3.12 and 3.13 venvs (requirements.txt, both at once, made during steps 1-2)" venvs_made
   step "Python 3.12 and 3.13 (both at once): extensions, C and numba paths" other_pythons 3.12 3.13
