@@ -42,7 +42,7 @@ def test_bad_warmup_settings_are_refused(tiny_config):
     overfit.phase_steps(tiny_config)
 
 
-def test_warmup_keeps_the_candidate_with_the_lowest_loss(image32, tiny_config):
+def test_warmup_keeps_the_candidate_with_the_lowest_loss(image32, tiny_config, caplog):
   cfg = tiny_config
   # Adam: batched and one-at-a-time training then differ only by rounding (SOAP's
   # basis refresh amplifies it, see test_batched.py).
@@ -58,8 +58,9 @@ def test_warmup_keeps_the_candidate_with_the_lowest_loss(image32, tiny_config):
   k_init, k_train = jax.random.split(jax.random.PRNGKey(0))
   init = overfit.candidate_state(codec, codec.init(k_init), opt, k_init, k_train)
   evaluate = overfit.Evaluator(codec, image, cfg)
-  kept = warmup.run(codec, image, cfg, init, [hyper],
-                    overfit.build_chunk_fn(codec, cfg, opt, 20, batched=True), evaluate)
+  with caplog.at_level("INFO", logger="moric_jax"):
+    kept = warmup.run(codec, image, cfg, init, [hyper],
+                      overfit.build_chunk_fn(codec, cfg, opt, 20, batched=True), evaluate)
   assert int(kept.step[0]) == 20                      # at step 20 of the trajectory
   kept_loss = float(evaluate(jax.tree_util.tree_map(lambda x: x[0], kept.params))[0])
   # Each candidate trained alone for the same 20 steps.
@@ -67,6 +68,8 @@ def test_warmup_keeps_the_candidate_with_the_lowest_loss(image32, tiny_config):
   losses = [float(evaluate(single(init(j), image, hyper)[0].params)[0]) for j in range(3)]
   assert len(set(np.round(losses, 6))) == 3         # the candidates really differ
   assert kept_loss == pytest.approx(min(losses), rel=1e-4)
+  # The log names the initialisation that goes on (paired comparisons need it).
+  assert f"warm-up kept candidate {int(np.argmin(losses))}" in caplog.text
 
 
 def test_encode_with_warmup_reports_every_step_and_round_trips(image32, tiny_config):

@@ -13,6 +13,7 @@ number of training steps as one without.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable, Sequence
 
@@ -24,6 +25,8 @@ import numpy as np
 from moric_jax.model.codec import Codec
 from moric_jax.train import state as state_lib
 from moric_jax.train.state import TrainState
+
+logger = logging.getLogger("moric_jax")
 
 
 def stages(config: ml_collections.ConfigDict) -> list[tuple[int, int]]:
@@ -108,6 +111,7 @@ def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
   n_lm = len(hypers)
   first = plan[0][0]
   states = [init_state(j) for j in range(first)]
+  kept = np.tile(np.arange(first), (n_lm, 1))   # original candidate index of each entry
   # Batch layout: entry (i, j) = lambda i, candidate j, at index i * c + j.
   carry = state_lib.stack([states[j] for _ in range(n_lm) for j in range(first)])
   length = chunk_length(config)
@@ -134,4 +138,8 @@ def run(codec: Codec, image: jax.Array, config: ml_collections.ConfigDict,
     order = np.argsort(losses, axis=1, kind="stable")[:, :keep]
     carry = state_lib.entry(carry, jnp.asarray((np.arange(n_lm)[:, None] * cands
                                                + order).ravel()))
+    kept = np.take_along_axis(kept, order, axis=1)
+  # Which initialisation each entry goes on with (candidate j is codec.init of the key
+  # folded with j): two encodes of one seed start alike only if they kept the same one.
+  logger.info("warm-up kept candidate %s", ", ".join(str(int(k)) for k in kept[:, 0]))
   return carry
