@@ -40,9 +40,12 @@ def default() -> ml_collections.ConfigDict:
   # Regions (MoRIC): a mask image (0 = background, 1..N objects), or "auto:K" to
   # propose up to K regions; per-region lambdas "1=0.002,2=0.01"; weight of the
   # layer-0 (background alone over the whole frame) distortion in the loss; code only
-  # the objects (no background latents, network or pixels).
+  # the objects (no background latents, network or pixels); frozen_networks: a
+  # diagnostic, the region networks and the aggregator stay at their initial values
+  # (every region renders the trunk's image: the 1-region codec plus the contours).
   config.regions = ml_collections.ConfigDict(
-      dict(masks="", auto="", lmbdas="", layer0_weight=0.05, object_only=False))
+      dict(masks="", auto="", lmbdas="", layer0_weight=0.05, object_only=False,
+           frozen_networks=False))
 
   # Training: Cool-chic 5's encoder procedure (-16% to -18% BD-rate against the recipe
   # before it on the kodim23 crop at 2,000 steps: WORKSPACE.md, "Compression at scale";

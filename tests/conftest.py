@@ -62,6 +62,7 @@ SLOW = (
     "tests/test_modular_regions.py::test_trained_round_trip_layers_and_cut_file",
     "tests/test_modular_regions.py::test_object_layer_never_makes_the_image_worse_than_layer_0",
     "tests/test_modular_regions.py::test_object_only_moric_file",
+    "tests/test_modular_regions.py::test_frozen_region_networks_render_the_trunk_everywhere",
     "tests/test_modular_regions.py::test_lambda_batched_regions_equal_their_own_files",
     "tests/test_pinned_files.py",
     "tests/test_coolchic5_preset.py::test_the_warmup_program_has_constant_settings",

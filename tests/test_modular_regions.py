@@ -149,6 +149,21 @@ def test_object_layer_never_makes_the_image_worse_than_layer_0(trained):
   assert mse(full, every) < mse(layer0, every)
 
 
+def test_frozen_region_networks_render_the_trunk_everywhere():
+  """``regions.frozen_networks`` (a diagnostic): the region networks and the aggregator
+  keep their initial values, so every region shows the trunk's image and the object's
+  layer changes no pixel."""
+  from moric_jax.decoder import decode as decoder
+  config = _config(steps=40)
+  config.regions.frozen_networks = True
+  data, info = api.encode(_image(), config, labels=_labels())
+  full = api.decode(data)
+  np.testing.assert_array_equal(full, info["reconstruction"])
+  np.testing.assert_array_equal(api.decode(data, layers=1), full)
+  for net in decoder.decode_entropy(data).int_weights["lsn"]:
+    assert not np.any(net["Head"]["kernel"]) and not np.any(net["Head"]["bias"])
+
+
 def test_object_only_moric_file():
   image = _image()
   config = _config(steps=40)

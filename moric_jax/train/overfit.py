@@ -102,6 +102,16 @@ def make_optimizer(train_config: ml_collections.ConfigDict,
   return optax.chain(clip, per_group) if scope == "global" else per_group
 
 
+def frozen_region_gradients(grads: dict) -> dict:
+  """The modular layout's gradients with the region networks' and the aggregator's set
+  to 0 (``regions.frozen_networks``): those keep their initial values (zero heads: every
+  region renders the trunk's image), so the trunk's clipping and updates see only the
+  single-region codec's own gradients."""
+  zero = lambda t: jax.tree_util.tree_map(jnp.zeros_like, t)
+  gmn = {k: (v if k == "trunk" else zero(v)) for k, v in grads["gmn"].items()}
+  return dict(grads, lsn=zero(grads["lsn"]), gmn=gmn)
+
+
 def noise_std_from_lmbda(lmbda: float) -> float:
   """Cool-chic 5's starting noise level for a lambda: ``(0.747 - 0.432 log10 lmbda) / 10``
   (more noise, so a flatter rate landscape, at lower rates)."""
@@ -154,6 +164,7 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
     raise ValueError(f"train.final_phase must be one of {FINAL_PHASES}, got {final_phase!r}")
   final_cosine = str(tc.final_lr_schedule) == "cosine"
   clamp = bool(tc.clamp_output)
+  freeze_regions = bool(config.regions.frozen_networks) and codec.modular is not None
 
   def one_step(image, hyper, carry: TrainState, _):
     params, opt_state, step, key, best_params, best_loss, lr_scale = carry
@@ -171,6 +182,8 @@ def build_chunk_fn(codec: Codec, config: ml_collections.ConfigDict,
                                  mode="train", temperature=temperature,
                                  noise_a=noise_level, key=jax.random.fold_in(key, step),
                                  ste=ste, noise=noise, proxy=proxy, clamp_output=clamp)
+    if freeze_regions:
+      grads = frozen_region_gradients(grads)
     active = step < hyper["total_steps"]
     # In the straight-through phase the forward pass is the hard loss: keep the best.
     better = ste & active & (loss < best_loss)
