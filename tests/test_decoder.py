@@ -167,6 +167,41 @@ def test_compiled_trunk_stages_and_modular_compose_match_reference(convs):
 
 
 @pytest.mark.skipif(not networks.compiled(), reason="compiled synthesis not built")
+@pytest.mark.parametrize("zero", [(), ("Res_0", "Res_1", "Res_2"), ("Agg_0",),
+                                  ("Agg_0", "Agg_1", "Res_1"), ("Agg_2",), ("Head",),
+                                  ("Agg_1", "Res_2@kernel")])
+def test_pruned_region_program_gives_the_same_pixels(zero):
+  """A region program without its all-zero layers (trained region networks are sparse)
+  writes exactly the unpruned program's values, and runs fewer dense layers."""
+  import dataclasses
+  arch = dataclasses.replace(bitstream.Architecture(), num_grids=5, lsn_num_res_convs=2)
+  rng = np.random.default_rng(11)
+  gmn = _random_params(network_layout.gmn_template(arch, "moric", 3, 3), rng)
+  net = _random_params(network_layout.lsn_template(arch, "moric", 3, 3), rng)
+  agg = {k: v for k, v in gmn.items() if k != "trunk"}
+  for name in zero:
+    name, _, part = name.partition("@")
+    tree = agg if name.startswith("Agg") else net
+    for k in ((part,) if part else ("kernel", "bias")):
+      tree[name][k] = np.zeros_like(tree[name][k])
+  n = 300
+  coords = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+  stages = [rng.normal(size=(n, 3)).astype(np.float32) for _ in range(3)]
+  outs = []
+  for prune in (False, True):
+    prog = networks._region_program(net, agg, 3, "gelu", prune=prune)
+    out = np.full((n, 3), np.nan, np.float32)
+    prog.run([coords] + stages, [out], n)
+    outs.append((out, len(prog.dense_at)))
+  (full, dense_full), (pruned, dense_pruned) = outs
+  assert np.isfinite(full).all()
+  np.testing.assert_array_equal(pruned, full)
+  assert dense_pruned < dense_full if zero else dense_pruned == dense_full
+  if zero == ("Head",):
+    np.testing.assert_array_equal(pruned, stages[-1])
+
+
+@pytest.mark.skipif(not networks.compiled(), reason="compiled synthesis not built")
 def test_compiled_synthesis_rejects_bad_programs():
   from moric_jax.decoder import _synth
   x = np.zeros((4, 2), np.float32)

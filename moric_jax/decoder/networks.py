@@ -403,28 +403,60 @@ def compose_modular(stages: np.ndarray, gmn: dict, layers: list, height: int, wi
   return x.reshape(height, width, 3)
 
 
-def _region_program(params: dict, agg: dict, num_stages: int, activation: str
-                    ) -> "_Program":
+def _nonzero(p: dict) -> bool:
+  return bool(np.any(np.asarray(p["kernel"]))) or bool(np.any(np.asarray(p["bias"])))
+
+
+def _region_program(params: dict, agg: dict, num_stages: int, activation: str,
+                    prune: bool = True) -> "_Program":
   """``region_net.apply`` as a ``_synth.mlp`` program (inputs: coordinates, then the
   trunk stages; output: RGB). Residual sums are dense layers over concatenated rows:
-  ``s + R act(s) = [s, act(s)] @ [[I], [R]] + b``, ``U_K + H s = [s, U_K] @ [[H], [I]] + b``."""
+  ``s + R act(s) = [s, act(s)] @ [[I], [R]] + b``, ``U_K + H s = [s, U_K] @ [[H], [I]] + b``.
+
+  ``prune``: leaves out what adds exact zeros (trained region networks are sparse: most
+  residual layers and the first aggregator stages quantize to all-zero). A zero head:
+  the region shows ``U_K``; a zero residual layer leaves ``s`` as it is; a zero
+  aggregator stage makes ``s`` exactly 0 (``act(0) = 0``), so nothing before it is
+  computed and its 0 rows are dropped from the next dense layers. A dropped term is a
+  product ``w x`` that is exactly +-0, and adding +-0 changes no sum: the pixels are the
+  unpruned program's, value for value."""
   width = int(np.asarray(params["Dense_in"]["bias"]).shape[0])
   eye = lambda n: np.eye(n, dtype=np.float32)
   prog = _Program()
   c = prog.load(0, 2)
   stages = [prog.load(1 + k, 3) for k in range(num_stages)]
-  s = prog.act(prog.dense(params["Dense_in"], c), activation)
-  for k in range(num_stages):
-    t = prog.act(prog.dense({"kernel": eye(width), "bias": np.zeros(width, np.float32)},
-                            s), activation)
-    res = params[f"Res_{k}"]
-    s = prog.dense({"kernel": np.concatenate([eye(width), res["kernel"]]),
-                    "bias": res["bias"]}, s + t)
-    s = prog.act(prog.dense(agg[f"Agg_{k}"], s + [r for u in stages[:k + 1] for r in u]),
-                 activation)
   head = params["Head"]
-  out = prog.dense({"kernel": np.concatenate([head["kernel"], eye(3)]),
-                    "bias": head["bias"]}, s + stages[-1])
+  if prune and not _nonzero(head):
+    prog.store(stages[-1], 0)
+    return prog
+  start = 0
+  if prune:
+    for k in range(num_stages):
+      if not _nonzero(agg[f"Agg_{k}"]):
+        start = k + 1
+  s = prog.act(prog.dense(params["Dense_in"], c), activation) if start == 0 else None
+  for k in range(start, num_stages):   # s is None while it is exactly 0
+    res = params[f"Res_{k}"]
+    if s is None:                      # 0 + R act(0) + b = b
+      if np.any(np.asarray(res["bias"])):
+        s = prog.dense({"kernel": np.zeros((2, width), np.float32), "bias": res["bias"]}, c)
+    elif not prune or _nonzero(res):
+      t = prog.act(prog.dense({"kernel": eye(width), "bias": np.zeros(width, np.float32)},
+                              s), activation)
+      s = prog.dense({"kernel": np.concatenate([eye(width), res["kernel"]]),
+                      "bias": res["bias"]}, s + t)
+    a = agg[f"Agg_{k}"]
+    u = [r for st in stages[:k + 1] for r in st]
+    if s is None:
+      s = prog.act(prog.dense({"kernel": np.asarray(a["kernel"])[width:],
+                               "bias": a["bias"]}, u), activation)
+    else:
+      s = prog.act(prog.dense(a, s + u), activation)
+  if s is None:                        # U_K + H 0 + b
+    out = prog.dense({"kernel": eye(3), "bias": head["bias"]}, stages[-1])
+  else:
+    out = prog.dense({"kernel": np.concatenate([head["kernel"], eye(3)]),
+                      "bias": head["bias"]}, s + stages[-1])
   prog.store(out, 0)
   return prog
 
