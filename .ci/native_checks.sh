@@ -16,9 +16,10 @@
 #      mutations of 1- and 3-region files); any report
 #      aborts the process and fails the step;
 #   3. other Pythons: for 3.12 and 3.13 (pyenv, the two side by side), a venv from
-#      requirements.txt (made in the background while steps 1 and 2 run), the extensions built by `pip install -e .`, the decoder/bitstream/native tests and a CLI
-#      round trip on the C path, the decoder/bitstream tests on the numba/NumPy path
-#      (one CLI round trip each: the numba path's on 3.12, the C path's on 3.13).
+#      requirements.txt (made in the background while steps 1 and 2 run), the
+#      extensions built by `pip install -e .`, the decoder/bitstream/native tests, the
+#      decoder/bitstream tests on the numba/NumPy path, and one CLI round trip each (the
+#      numba path's on 3.12, the C path's on 3.13).
 #
 # MORIC_CI_SKIP_OTHER_PYTHONS=1 skips step 3 (for a quick local run).
 #
@@ -29,7 +30,6 @@
 set -euo pipefail
 ROOT="$PWD"
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
 export MORIC_TEST_JAX_CACHE="${MORIC_TEST_JAX_CACHE:-$WORK/jax_cache}"
 export JAX_COMPILATION_CACHE_DIR="$MORIC_TEST_JAX_CACHE" JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0.5
 # What these steps check is the C code around the encoder, not XLA's output: its cheap
@@ -55,15 +55,22 @@ debug_allocator() {
   PYTHONMALLOC=debug PYTHONDEVMODE=1 python -m pytest -q -p no:cacheprovider -n 2 -m "not slow" "${C_TESTS[@]}"
 }
 
-debug_cli_round_trip() {  # in the background from the start (see below); prints its log
-  PYTHONMALLOC=debug PYTHONDEVMODE=1 python .ci/cli_round_trip.py "$WORK/debug" >"$WORK/debug_cli.log" 2>&1
+debug_cli_round_trip() {  # run in the background from the start (see below)
+  PYTHONMALLOC=debug PYTHONDEVMODE=1 python .ci/cli_round_trip.py "$WORK/debug"
 }
 
-debug_cli_done() {  # waits for debug_cli_round_trip, prints its log, returns its status
-  local rc=0
-  wait "$DEBUG_CLI_PID" || rc=$?
-  DEBUG_CLI_PID=""
-  cat "$WORK/debug_cli.log"
+BACKGROUND=()   # PIDs of the jobs started by `background`, killed if the script exits
+background() {  # background NAME COMMAND...: runs it, its output to $WORK/NAME.log
+  local name="$1"; shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  BACKGROUND+=("$!")
+  printf -v "PID_$name" '%s' "$!"
+}
+
+finished() {  # finished NAME: waits for the job, prints its log, returns its status
+  local pid_var="PID_$1" rc=0
+  wait "${!pid_var}" || rc=$?
+  cat "$WORK/$1.log"
   return "$rc"
 }
 
@@ -152,33 +159,21 @@ other_pythons() {  # other_pythons 3.12 3.13: other_python for each, side by sid
 # under the debug allocator in step 1). Both paths' tests run on both Pythons; the CLI
 # around them is the same code.
 NUMBA_CLI_PYTHON=3.12
-# The other Pythons' venvs are made while steps 1 and 2 run: pip is mostly waiting on
-# the disk, one core at most (37-42 s on their own, ~3 s of them left to wait for here).
-venvs_made() {  # waits for the background python_venvs, prints its log, returns its status
-  local rc=0
-  wait "$VENVS_PID" || rc=$?
-  VENVS_PID=""
-  cat "$WORK/venvs.log"
-  return "$rc"
-}
-
-OTHER_PYTHONS=0 VENVS_PID="" DEBUG_CLI_PID=""
-trap 'for p in $VENVS_PID $DEBUG_CLI_PID; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-# The debug allocator's CLI round trip (one process, ~1 core: mostly tracing and
-# compiling its programs) runs beside steps 1 and 2, whose tests leave cores idle
-# between processes; it is checked after step 2.
+trap 'for p in "${BACKGROUND[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
+# Beside steps 1 and 2 (their tests leave cores idle between processes): the debug
+# allocator's CLI round trip (one process, ~1 core: mostly tracing and compiling) and the
+# other Pythons' venvs (pip, mostly waiting on the disk); each is checked after step 2.
 require_c
-debug_cli_round_trip &
-DEBUG_CLI_PID=$!
+background debug_cli debug_cli_round_trip
+OTHER_PYTHONS=0
 if [[ "${MORIC_CI_SKIP_OTHER_PYTHONS:-0}" != 1 ]]; then
   OTHER_PYTHONS=1
-  python_venvs 3.12 3.13 >"$WORK/venvs.log" 2>&1 &
-  VENVS_PID=$!
+  background venvs python_venvs 3.12 3.13
 fi
 step "debug allocator (PYTHONMALLOC=debug, dev mode)" debug_allocator
 step "ASan + UBSan build: C tests and 3,000 fuzzed files" sanitizers
-step "debug allocator: CLI encode -> decode (run beside steps 1 and 2)" debug_cli_done
+step "debug allocator: CLI encode -> decode (run beside steps 1 and 2)" finished debug_cli
 if [[ "$OTHER_PYTHONS" == 1 ]]; then
-  step "Python 3.12 and 3.13 venvs (requirements.txt, both at once, made during steps 1-2)" venvs_made
+  step "Python 3.12 and 3.13 venvs (requirements.txt, both at once, made during steps 1-2)" finished venvs
   step "Python 3.12 and 3.13 (both at once): extensions, C and numba paths" other_pythons 3.12 3.13
 fi
